@@ -1,0 +1,9 @@
+"""Benchmarks behind ``gancv benchmark NAME``: each takes (quick, device, log) and returns a dict
+of its figures plus the settings that produced them (DESIGN §6)."""
+from ..registry import Registry
+
+BENCHMARKS = Registry("benchmark")
+
+from . import generation  # noqa: E402,F401  (registers benchmarks)
+
+__all__ = ["BENCHMARKS"]

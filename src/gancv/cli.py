@@ -1,0 +1,267 @@
+"""The ``gancv`` command: parses, calls the API, prints. Exit 0 ok, 2 bad input, 1 internal error."""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, List, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .errors import GancvError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="GANs for computer vision: train, sample, translate, restore, evaluate.")
+data_app = typer.Typer(add_completion=False, no_args_is_help=True, help="Inspect data sets.")
+app.add_typer(data_app, name="data")
+console = Console(stderr=True)
+out_console = Console()
+
+
+def _check_out_parent(path: Path) -> None:
+    parent = path.expanduser().resolve().parent
+    if not parent.is_dir():
+        raise GancvError(f"--out {path}: the directory {parent} does not exist; create it first")
+
+
+def _emit_json(obj: Any) -> None:
+    print(json.dumps(obj, default=str))
+
+
+# ---- training -------------------------------------------------------------------------------
+@app.command()
+def presets() -> None:
+    """List presets with one-line descriptions."""
+    from .config import PRESETS
+
+    table = Table("preset", "description", box=None)
+    for name, desc in PRESETS.describe().items():
+        table.add_row(name, desc)
+    out_console.print(table)
+
+
+@app.command()
+def models() -> None:
+    """List registered networks, losses, data sets and tasks."""
+    from .data import DATASETS
+    from .losses import LOSSES
+    from .models import DISCRIMINATORS, GENERATORS
+    from .tasks import TASKS
+
+    for title, reg in [("generators", GENERATORS), ("discriminators", DISCRIMINATORS), ("losses", LOSSES),
+                       ("datasets", DATASETS), ("tasks", TASKS)]:
+        table = Table(title, "description", box=None)
+        for name, desc in reg.describe().items():
+            table.add_row(name, desc)
+        out_console.print(table)
+
+
+@app.command(context_settings={"allow_extra_args": False})
+def train(
+    overrides: Optional[List[str]] = typer.Argument(None, help="key=value overrides, e.g. steps=500 generator.width=32"),
+    preset: Optional[str] = typer.Option(None, "--preset", "-p", help="preset name (gancv presets)"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="run directory (default runs/PRESET)"),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="continue this run from its last checkpoint"),
+    device: Optional[str] = typer.Option(None, "--device", help="auto, cpu or cuda"),
+) -> None:
+    """Train a model from a preset plus key=value overrides."""
+    from . import api
+    from .config import make_config, parse_overrides
+
+    items = parse_overrides(list(overrides or []))
+    if device:
+        items.append(f"device={device}")
+    if resume is not None:
+        if preset:
+            raise GancvError("--resume continues a run with its saved config; drop --preset (overrides are allowed)")
+        from omegaconf import OmegaConf
+
+        extra = OmegaConf.to_container(OmegaConf.from_dotlist(items)) if items else {}
+        run = api.train(extra, resume=resume, log=console.print)  # type: ignore[arg-type]
+    else:
+        if not preset and not items:
+            raise GancvError("say what to train: --preset NAME (see `gancv presets`) and/or key=value overrides")
+        cfg = make_config(preset, items)
+        if out is not None:
+            _check_out_parent(out)
+        run = api.train(cfg, out=out, log=console.print)
+    console.print(f"run written to [bold]{run}[/]  (model: {run / 'model'})")
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("runs/demo"), "--out", "-o", help="where samples.png, losses.png, report.md go"),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda"),
+) -> None:
+    """Train the default model on the builtin digits (offline) and write a report."""
+    from .demo import run_demo
+
+    _check_out_parent(out)
+    report = run_demo(out, device=device, log=console.print)
+    console.print(f"demo done: {report}")
+
+
+# ---- using a trained model ------------------------------------------------------------------
+def _write_samples(images: Any, labels: Any, out: Path, model: Any, nrow: int | None = None) -> str:
+    import numpy as np
+
+    from .visual import save_grid, save_image
+
+    suffix = out.suffix.lower()
+    if model.kind == "points":
+        if suffix not in (".npz", ".png"):
+            raise GancvError(f"--out {out}: 2-D point models write .npz arrays or a .png scatter plot")
+        if suffix == ".png":
+            from .visual import save_scatter
+
+            save_scatter(images, out)
+            return str(out)
+    if suffix == ".npz":
+        arrays = {"samples": images.permute(0, 2, 3, 1).numpy() if model.kind != "points" else images.numpy()}
+        if labels is not None:
+            arrays["labels"] = np.asarray(labels, dtype=np.int64)
+        tmp = out.with_name(f".{out.name}.tmp.npz")
+        np.savez_compressed(tmp, **arrays)
+        tmp.replace(out)
+        return str(out)
+    if suffix in (".png", ".jpg", ".jpeg"):
+        save_grid(images, out, nrow=nrow)
+        return str(out)
+    if suffix and not out.is_dir():
+        raise GancvError(f"--out {out}: use .png (one grid), .npz (arrays) or a directory (one PNG per sample)")
+    out.mkdir(exist_ok=True)
+    for i, img in enumerate(images):
+        save_image(img, out / f"sample_{i:05d}.png")
+    return f"{out}/ ({len(images)} files)"
+
+
+@app.command()
+def sample(
+    run: Path = typer.Argument(..., help="run directory or exported model directory"),
+    n: int = typer.Option(64, "-n", min=1, help="number of samples"),
+    out: Path = typer.Option(..., "--out", "-o", help="*.png grid, *.npz arrays, or a directory"),
+    class_: Optional[int] = typer.Option(None, "--class", help="class index (conditional models)"),
+    seed: Optional[int] = typer.Option(None, "--seed", help="random seed (same seed, same samples)"),
+    truncation: Optional[float] = typer.Option(None, "--truncation", help="truncation trick threshold, e.g. 0.7"),
+    device: str = typer.Option("auto", "--device"),
+) -> None:
+    """Draw N samples from a trained generator."""
+    from . import api
+
+    _check_out_parent(out)
+    model = api.load(run, device=device)
+    if getattr(model, "task", None) != "generation":
+        raise GancvError(f"{run} is a {model.task} model; `gancv sample` needs a generation model")
+    images = model.sample(n, labels=class_, seed=seed, truncation=truncation)
+    labels = None
+    if model.conditional:
+        labels = [class_] * n if class_ is not None else [i % model.num_classes for i in range(n)]
+    where = _write_samples(images, labels, out, model)
+    console.print(f"wrote {n} samples to {where}")
+
+
+@app.command()
+def interpolate(
+    run: Path = typer.Argument(..., help="run directory or exported model directory"),
+    out: Path = typer.Option(..., "--out", "-o", help="*.png (grid, one row per path) or *.gif (animation)"),
+    steps: int = typer.Option(8, "--steps", min=2),
+    rows: int = typer.Option(4, "--rows", min=1),
+    seed: Optional[int] = typer.Option(None, "--seed"),
+    class_: Optional[int] = typer.Option(None, "--class"),
+    device: str = typer.Option("auto", "--device"),
+) -> None:
+    """Walk the latent space between random points (spherical interpolation)."""
+    from . import api
+    from .visual import grid_image, save_grid
+
+    _check_out_parent(out)
+    suffix = out.suffix.lower()
+    if suffix not in (".png", ".gif"):
+        raise GancvError(f"--out {out}: interpolate writes a .png grid or a .gif animation")
+    model = api.load(run, device=device)
+    if getattr(model, "task", None) != "generation" or model.kind != "image":
+        raise GancvError(f"{run} is not an image generation model; interpolate needs one")
+    frames = model.interpolate(steps=steps, rows=rows, seed=seed, labels=class_)
+    if suffix == ".png":
+        save_grid(frames, out, nrow=steps, scale=max(1, 64 // frames.shape[-1]))
+    else:
+        per_step = frames.view(rows, steps, *frames.shape[1:]).transpose(0, 1)
+        scale = max(1, 64 // frames.shape[-1])
+        pics = [grid_image(f, nrow=rows) for f in per_step]
+        pics = [p.resize((p.width * scale, p.height * scale)) for p in pics]
+        pics = pics + pics[::-1][1:-1]  # ping-pong so the loop has no jump
+        tmp = out.with_name(f".{out.name}.tmp.gif")
+        pics[0].save(tmp, save_all=True, append_images=pics[1:], duration=120, loop=0)
+        tmp.replace(out)
+    console.print(f"wrote {out}")
+
+
+# ---- data -------------------------------------------------------------------------------------
+@data_app.command("check")
+def data_check(
+    data: str = typer.Argument(..., help="data spec, e.g. folder:PATH, digits, mnist"),
+    data_root: str = typer.Option("data", "--data-root"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """List unusable files (and conversions) in a data set; training would skip the former."""
+    from .data import check_data
+
+    report = check_data(data, data_root=data_root)
+    if as_json:
+        _emit_json({"spec": report.spec, "total": report.total, "usable": report.usable,
+                    "problems": [list(p) for p in report.problems], "converted": [list(c) for c in report.converted]})
+        return
+    for line in report.lines():
+        print(line)
+
+
+# ---- benchmarks -------------------------------------------------------------------------------
+@app.command()
+def benchmark(
+    name: str = typer.Argument(..., help="benchmark name (see `gancv benchmark list`)"),
+    quick: bool = typer.Option(False, "--quick", help="the small variant CI runs"),
+    device: str = typer.Option("auto", "--device"),
+    as_json: bool = typer.Option(False, "--json", help="print the result as one JSON line"),
+) -> None:
+    """Run a benchmark; prints its figures and the settings that produced them."""
+    from .bench import BENCHMARKS
+
+    if name == "list":
+        for bname, desc in BENCHMARKS.describe().items():
+            print(f"{bname:20s} {desc}")
+        return
+    fn = BENCHMARKS.get(name)
+    t0 = time.perf_counter()
+    result = fn(quick=quick, device=device, log=console.print)
+    result.setdefault("seconds", round(time.perf_counter() - t0, 1))
+    if as_json:
+        _emit_json(result)
+    else:
+        out_console.print_json(json.dumps(result, default=str))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (0 ok, 2 bad usage or input, 1 internal error)."""
+    try:
+        app(args=argv, prog_name="gancv")  # standalone mode: usage errors exit 2 by themselves
+    except SystemExit as exc:
+        code = exc.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
+    except GancvError as exc:
+        print(f"gancv: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("gancv: interrupted; the last complete checkpoint is kept (gancv train --resume RUN)", file=sys.stderr)
+        return 130
+    return 0
+
+
+def entry() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()

@@ -1,0 +1,239 @@
+"""Training configuration: one structured dataclass, a presets table and dotted overrides.
+
+The resolved config (every default written out) is saved as ``RUN/config.yaml`` and is all a
+run needs to be rebuilt or resumed. Model sections are free-form dicts (``name`` plus
+constructor keywords) because the model constructor *is* the model config: a typo there is
+caught by the constructor, a typo in a top-level key is caught here.
+"""
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from .errors import GancvError
+from .registry import Registry
+
+
+@dataclass
+class TrainConfig:
+    preset: str = ""
+    task: str = "generation"
+    # data
+    data: str = "digits"
+    data_root: str = "data"
+    image_size: Optional[int] = 32
+    channels: Optional[int] = None
+    max_items: Optional[int] = None
+    num_workers: int = 0
+    # models: {"name": registry name, **constructor keywords}; shape/z_dim/classes are filled in from data
+    generator: dict[str, Any] = field(default_factory=lambda: {"name": "dcgan"})
+    discriminator: dict[str, Any] = field(default_factory=lambda: {"name": "dcgan"})
+    z_dim: int = 100
+    conditional: bool = False
+    # objective and optimisation (the classic recipe: Adam 2e-4, betas 0.5/0.999, non-saturating BCE)
+    loss: str = "bce"
+    batch_size: int = 64
+    steps: int = 2000
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    n_critic: int = 1
+    ema_kimg: float = 0.0  # generator EMA half-life in thousands of images; 0 = off
+    # bookkeeping
+    seed: int = 0
+    device: str = "auto"
+    log_every: int = 50
+    sample_every: int = 500
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 2
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    description: str
+    overrides: dict[str, Any]
+
+
+PRESETS = Registry("preset")
+
+
+def register_preset(name: str, description: str, **overrides: Any) -> None:
+    PRESETS.register(name, Preset(name, description, overrides), description=description)
+
+
+def _dcgan(width: int) -> dict[str, Any]:
+    return {"generator": {"name": "dcgan", "width": width}, "discriminator": {"name": "dcgan", "width": width}}
+
+
+_MLP = {"generator": {"name": "mlp"}, "discriminator": {"name": "mlp"}}
+
+register_preset(
+    "dcgan-digits",
+    "DCGAN on scikit-learn's real 8x8 digits at 32 px (offline; the demo's default)",
+    data="digits", image_size=32, channels=1, batch_size=64, steps=1500, ema_kimg=5.0,
+    log_every=50, sample_every=250, checkpoint_every=500, **_dcgan(32),
+)
+register_preset(
+    "gan-mnist", "the classic MLP GAN (Goodfellow et al.) on MNIST, 28 px",
+    data="mnist", image_size=28, channels=1, batch_size=64, steps=30000, **_MLP,
+)
+register_preset(
+    "dcgan-mnist", "DCGAN on MNIST, 28 px",
+    data="mnist", image_size=28, channels=1, batch_size=128, steps=10000, **_dcgan(64),
+)
+register_preset(
+    "dcgan-cifar10", "DCGAN on CIFAR-10, 32 px RGB",
+    data="cifar10", image_size=32, channels=3, batch_size=128, steps=50000, ema_kimg=10.0, **_dcgan(64),
+)
+register_preset(
+    "dcgan-celeba64", "DCGAN on CelebA (aligned crops), 64 px RGB, the paper's set-up",
+    data="celeba", image_size=64, channels=3, batch_size=128, steps=50000, ema_kimg=10.0, **_dcgan(64),
+)
+register_preset(
+    "dcgan-faces", "DCGAN on the LFW face crops scikit-image ships, 32 px grayscale (offline)",
+    data="faces", image_size=32, channels=1, batch_size=32, steps=3000, ema_kimg=2.0, **_dcgan(32),
+)
+register_preset(
+    "gan-toy2d-ring", "MLP GAN on 8 Gaussians on a ring (toy2d:ring)",
+    data="toy2d:ring", image_size=None, batch_size=256, steps=3000,
+    generator={"name": "mlp", "hidden": [128, 128], "batchnorm": False},
+    discriminator={"name": "mlp", "hidden": [128, 128], "dropout": 0.0},
+    z_dim=2, log_every=100, sample_every=500, checkpoint_every=1000,
+)
+register_preset(
+    "gan-toy2d-grid", "MLP GAN on 25 Gaussians on a grid (toy2d:grid)",
+    data="toy2d:grid", image_size=None, batch_size=256, steps=4000,
+    generator={"name": "mlp", "hidden": [256, 256], "batchnorm": False},
+    discriminator={"name": "mlp", "hidden": [256, 256], "dropout": 0.0},
+    z_dim=2, log_every=100, sample_every=500, checkpoint_every=1000,
+)
+
+
+def _suggest(key: str, valid: list[str]) -> str:
+    close = difflib.get_close_matches(key, valid, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def parse_overrides(items: list[str]) -> list[str]:
+    bad = [item for item in items if "=" not in item or item.startswith("=")]
+    if bad:
+        raise GancvError(f"override {bad[0]!r} is not key=value; write e.g. steps=500 or generator.width=32")
+    return items
+
+
+def make_config(preset: str | None = None, overrides: list[str] | dict[str, Any] | None = None) -> DictConfig:
+    """Defaults <- preset <- overrides, validated against :class:`TrainConfig`."""
+    cfg = _structured()
+    layers: list[DictConfig] = []
+    if preset:
+        p: Preset = PRESETS.get(preset)
+        layers.append(OmegaConf.create({**p.overrides, "preset": preset}))
+    if isinstance(overrides, dict):
+        layers.append(OmegaConf.create(overrides))
+    elif overrides:
+        for item in parse_overrides(list(overrides)):
+            try:
+                layers.append(OmegaConf.from_dotlist([item]))
+            except Exception as exc:  # yaml and omegaconf raise many types for a malformed value
+                raise GancvError(f"override {item!r} could not be parsed ({type(exc).__name__}); "
+                                 "write key=value, quoting strings that contain YAML syntax") from None
+    for layer in layers:
+        cfg = _merge(cfg, layer)
+    validate(cfg)
+    return cfg
+
+
+FREE_SECTIONS = ("generator", "discriminator")
+
+
+def _structured() -> DictConfig:
+    cfg = OmegaConf.structured(TrainConfig)
+    OmegaConf.set_struct(cfg, True)
+    _open_sections(cfg)
+    return cfg
+
+
+def _open_sections(cfg: DictConfig) -> None:
+    # Model sections take any constructor keyword; the constructor validates them.
+    for section in FREE_SECTIONS:
+        OmegaConf.set_struct(cfg[section], False)
+
+
+def _merge(cfg: DictConfig, layer: DictConfig) -> DictConfig:
+    valid = list(TrainConfig.__dataclass_fields__)
+    for key in layer.keys():
+        if key not in valid:
+            raise GancvError(f"unknown config key {key!r}{_suggest(str(key), valid)}; see `gancv presets` and DESIGN §3")
+    # A model section replaces the preset's model wholesale when it names another model,
+    # otherwise it is merged key by key (generator.width=16 keeps the preset's name).
+    for section in FREE_SECTIONS:
+        if section in layer and "name" in layer[section] and layer[section]["name"] != cfg[section].get("name"):
+            with _open(cfg):
+                cfg[section] = {}
+    try:
+        merged = OmegaConf.merge(cfg, layer)
+        _open_sections(merged)  # type: ignore[arg-type]
+        return merged  # type: ignore[return-value]
+    except OmegaConfBaseException as exc:
+        key = getattr(exc, "full_key", None) or "?"
+        raise GancvError(f"bad value for {key}: {exc.msg if hasattr(exc, 'msg') else exc}".split("\n")[0]) from None
+    except Exception as exc:
+        raise GancvError(f"could not apply the overrides ({type(exc).__name__}: {exc})".split("\n")[0]) from None
+
+
+class _open:
+    def __init__(self, cfg: DictConfig):
+        self.cfg = cfg
+
+    def __enter__(self) -> None:
+        OmegaConf.set_struct(self.cfg, False)
+
+    def __exit__(self, *exc: Any) -> None:
+        OmegaConf.set_struct(self.cfg, True)
+
+
+def validate(cfg: DictConfig) -> None:
+    positive = ["batch_size", "steps", "log_every", "sample_every", "checkpoint_every", "n_critic", "z_dim"]
+    for key in positive:
+        if cfg[key] < 1:
+            raise GancvError(f"{key} must be >= 1, got {cfg[key]}")
+    if cfg.image_size is not None and cfg.image_size < 4:
+        raise GancvError(f"image_size must be >= 4, got {cfg.image_size}")
+    if cfg.channels not in (None, 1, 3):
+        raise GancvError(f"channels must be 1 or 3, got {cfg.channels}")
+    for key in ("lr_g", "lr_d"):
+        if not cfg[key] > 0:
+            raise GancvError(f"{key} must be > 0, got {cfg[key]}")
+    if cfg.keep_checkpoints < 1:
+        raise GancvError(f"keep_checkpoints must be >= 1, got {cfg.keep_checkpoints}")
+    for section in ("generator", "discriminator"):
+        if "name" not in cfg[section]:
+            raise GancvError(f"{section} needs a name, e.g. {section}.name=dcgan")
+
+
+def save_config(cfg: DictConfig, path: Path) -> None:
+    from .training.checkpoint import atomic_write_text
+
+    atomic_write_text(path, OmegaConf.to_yaml(cfg, resolve=True))
+
+
+def load_config(path: Path) -> DictConfig:
+    if not path.is_file():
+        raise GancvError(f"{path} not found: is this a gancv run directory?")
+    try:
+        loaded = OmegaConf.load(path)
+    except Exception as exc:  # yaml errors come in many classes; all mean the same to the user
+        raise GancvError(f"{path} is not a valid config file ({type(exc).__name__}); restore it or start a new run") from None
+    return make_config(None, OmegaConf.to_container(loaded))  # type: ignore[arg-type]
+
+
+def to_dict(cfg: DictConfig) -> dict[str, Any]:
+    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]

@@ -1,0 +1,97 @@
+"""Model base class and registries.
+
+The constructor is the config (as in diffusers' ``register_to_config``): every keyword a model
+was built with is recorded in ``model.config``, and ``build(kind, config)`` rebuilds the same
+network from it. No hand-written to/from-dict pairs.
+"""
+from __future__ import annotations
+
+import functools
+import inspect
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import GancvError
+from ..registry import Registry
+
+GENERATORS = Registry("generator")
+DISCRIMINATORS = Registry("discriminator")
+REGISTRIES = {"generator": GENERATORS, "discriminator": DISCRIMINATORS}
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    return value
+
+
+class ConfigModule(nn.Module):
+    """An ``nn.Module`` that remembers the keywords it was constructed with."""
+
+    config: dict[str, Any]
+    registry_name: str = ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is None:
+            return
+        signature = inspect.signature(init)
+
+        @functools.wraps(init)
+        def recording_init(self: ConfigModule, *args: Any, **kw: Any) -> None:
+            init(self, *args, **kw)
+            # Only the most-derived class records, so subclasses calling super().__init__ don't overwrite.
+            if type(self).__init__ is recording_init:
+                bound = signature.bind(self, *args, **kw)
+                bound.apply_defaults()
+                arguments = dict(bound.arguments)
+                arguments.pop("self")
+                extra = arguments.pop("kwargs", {}) if "kwargs" in signature.parameters else {}
+                self.config = {"name": type(self).registry_name, **_jsonable(arguments), **_jsonable(extra)}
+
+        cls.__init__ = recording_init  # type: ignore[method-assign]
+
+
+def register(kind: str, name: str, description: str = ""):
+    """Class decorator: register a ConfigModule subclass as ``kind`` (generator/discriminator) ``name``."""
+
+    def add(cls: type[ConfigModule]) -> type[ConfigModule]:
+        cls.registry_name = name
+        REGISTRIES[kind].register(name, cls, description=description)
+        return cls
+
+    return add
+
+
+def build(kind: str, config: dict[str, Any]) -> ConfigModule:
+    """Rebuild a network from its recorded config (``{"name": ..., **kwargs}``)."""
+    if kind not in REGISTRIES:
+        raise GancvError(f"unknown model kind {kind!r}; choose one of {sorted(REGISTRIES)}")
+    kwargs = dict(config)
+    name = kwargs.pop("name", None)
+    if not name:
+        raise GancvError(f"{kind} config has no 'name'; set {kind}.name to one of {', '.join(REGISTRIES[kind].names())}")
+    try:
+        return REGISTRIES[kind].create(name, **kwargs)
+    except (ValueError, AssertionError) as exc:
+        if isinstance(exc, GancvError):
+            raise
+        raise GancvError(f"{kind} {name!r}: {exc}") from None
+
+
+def check_shape(name: str, x: torch.Tensor, expected: tuple[int | None, ...]) -> None:
+    """Loud shape check at a module boundary (None = any size)."""
+    if x.dim() != len(expected) or any(e is not None and e != s for e, s in zip(expected, x.shape)):
+        want = "(" + ", ".join("*" if e is None else str(e) for e in expected) + ")"
+        raise GancvError(f"{name}: expected a tensor of shape {want}, got {tuple(x.shape)}")
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())

@@ -1,0 +1,102 @@
+"""DCGAN (Radford et al. 2015): transposed-conv generator, strided-conv discriminator.
+
+The networks start (G) or end (D) at a 4x4 (or 7x7) map and double per stage, so one class
+covers 16, 28, 32, 64, 128 px. Following the paper: BatchNorm everywhere except G's output and
+D's input layer, ReLU in G, LeakyReLU(0.2) in D, N(0, 0.02) weight init.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from .base import ConfigModule, check_shape, register
+
+
+def stages_for(size: int) -> tuple[int, int]:
+    """(base map size, number of doublings) for an image size, e.g. 64 -> (4, 4), 28 -> (7, 2)."""
+    for base in (4, 7):
+        n, s = 0, size
+        while s > base and s % 2 == 0:
+            s //= 2
+            n += 1
+        if s == base and n >= 1:
+            return base, n
+    raise ValueError(f"image size {size} is not 4 or 7 times a power of two (e.g. 16, 28, 32, 64, 128)")
+
+
+def dcgan_init(module: nn.Module) -> None:
+    # The paper's init; without it the default Kaiming init makes early D too confident.
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.BatchNorm2d):
+        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.zeros_(module.bias)
+
+
+def _widths(width: int, n: int, cap: int = 1024) -> list[int]:
+    """Channel widths from the base map outward: width * 2^(n-1), ..., width."""
+    return [min(width * 2 ** (n - 1 - i), cap) for i in range(n)]
+
+
+@register("generator", "dcgan", "DCGAN transposed-conv generator (16-128 px, gray or RGB)")
+class DCGANGenerator(ConfigModule):
+    def __init__(self, shape: Sequence[int] = (1, 32, 32), z_dim: int = 100, width: int = 64, num_classes: int = 0):
+        super().__init__()
+        c, h, w = shape
+        if h != w:
+            raise ValueError(f"DCGAN needs square images, got {h}x{w}")
+        self.shape, self.z_dim, self.num_classes = (c, h, w), z_dim, num_classes
+        base, n = stages_for(h)
+        widths = _widths(width, n)
+        self.embed = nn.Embedding(num_classes, num_classes) if num_classes else None
+        layers: list[nn.Module] = [
+            nn.ConvTranspose2d(z_dim + num_classes, widths[0], base, 1, 0, bias=False),
+            nn.BatchNorm2d(widths[0]),
+            nn.ReLU(True),
+        ]
+        for cin, cout in zip(widths[:-1], widths[1:]):
+            layers += [nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(True)]
+        layers += [nn.ConvTranspose2d(widths[-1], c, 4, 2, 1), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+        self.apply(dcgan_init)
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        check_shape("DCGANGenerator input z", z, (None, self.z_dim))
+        if self.embed is not None:
+            if labels is None:
+                raise ValueError("this generator is class-conditional: pass labels")
+            z = torch.cat([z, self.embed(labels)], dim=1)
+        return self.net(z[:, :, None, None])
+
+
+@register("discriminator", "dcgan", "DCGAN strided-conv discriminator (16-128 px, gray or RGB)")
+class DCGANDiscriminator(ConfigModule):
+    def __init__(self, shape: Sequence[int] = (1, 32, 32), width: int = 64, num_classes: int = 0):
+        super().__init__()
+        c, h, w = shape
+        if h != w:
+            raise ValueError(f"DCGAN needs square images, got {h}x{w}")
+        self.shape, self.num_classes = (c, h, w), num_classes
+        base, n = stages_for(h)
+        widths = list(reversed(_widths(width, n)))
+        # Conditioning by extra constant label planes on the input (the simple cGAN recipe).
+        self.embed = nn.Embedding(num_classes, num_classes) if num_classes else None
+        layers: list[nn.Module] = [nn.Conv2d(c + num_classes, widths[0], 4, 2, 1), nn.LeakyReLU(0.2, True)]
+        for cin, cout in zip(widths[:-1], widths[1:]):
+            layers += [nn.Conv2d(cin, cout, 4, 2, 1, bias=False), nn.BatchNorm2d(cout), nn.LeakyReLU(0.2, True)]
+        layers.append(nn.Conv2d(widths[-1], 1, base, 1, 0))
+        self.net = nn.Sequential(*layers)
+        self.apply(dcgan_init)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        check_shape("DCGANDiscriminator input", x, (None, *self.shape))
+        if self.embed is not None:
+            if labels is None:
+                raise ValueError("this discriminator is class-conditional: pass labels")
+            planes = self.embed(labels)[:, :, None, None].expand(-1, -1, x.shape[2], x.shape[3])
+            x = torch.cat([x, planes], dim=1)
+        return self.net(x).flatten()

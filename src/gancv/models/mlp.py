@@ -1,0 +1,78 @@
+"""The classic fully connected GAN (Goodfellow et al. 2014, in PyTorch-GAN's form).
+
+G: z -> 256 -> 512 -> 1024 -> prod(shape), LeakyReLU(0.2) + BatchNorm, Tanh.
+D: prod(shape) -> 512 -> 256 -> 1 logit, LeakyReLU(0.2), Dropout(0.3).
+With ``shape=(2,)`` the same networks model 2-D points (the toy2d benchmarks); there the output
+is linear, since points are not bounded to [-1, 1].
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import torch
+from torch import nn
+
+from .base import ConfigModule, check_shape, register
+
+
+def _is_image(shape: Sequence[int]) -> bool:
+    return len(shape) == 3
+
+
+@register("generator", "mlp", "classic fully connected generator (z -> 256 -> 512 -> 1024 -> image)")
+class MLPGenerator(ConfigModule):
+    def __init__(self, shape: Sequence[int] = (1, 28, 28), z_dim: int = 100,
+                 hidden: Sequence[int] = (256, 512, 1024), batchnorm: bool = True, num_classes: int = 0):
+        super().__init__()
+        self.shape, self.z_dim, self.num_classes = tuple(shape), z_dim, num_classes
+        # Class conditioning by concatenating a learned embedding to z (Mirza & Osindero).
+        self.embed = nn.Embedding(num_classes, num_classes) if num_classes else None
+        layers: list[nn.Module] = []
+        width = z_dim + num_classes
+        for i, h in enumerate(hidden):
+            layers.append(nn.Linear(width, h))
+            # No BatchNorm on the first layer, as in the reference implementation.
+            if batchnorm and i > 0:
+                layers.append(nn.BatchNorm1d(h))
+            layers.append(nn.LeakyReLU(0.2))
+            width = h
+        layers.append(nn.Linear(width, math.prod(self.shape)))
+        if _is_image(self.shape):
+            layers.append(nn.Tanh())
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        check_shape("MLPGenerator input z", z, (None, self.z_dim))
+        if self.embed is not None:
+            if labels is None:
+                raise ValueError("this generator is class-conditional: pass labels")
+            z = torch.cat([z, self.embed(labels)], dim=1)
+        return self.net(z).view(z.shape[0], *self.shape)
+
+
+@register("discriminator", "mlp", "classic fully connected discriminator (image -> 512 -> 256 -> 1)")
+class MLPDiscriminator(ConfigModule):
+    def __init__(self, shape: Sequence[int] = (1, 28, 28), hidden: Sequence[int] = (512, 256),
+                 dropout: float = 0.3, num_classes: int = 0):
+        super().__init__()
+        self.shape, self.num_classes = tuple(shape), num_classes
+        self.embed = nn.Embedding(num_classes, num_classes) if num_classes else None
+        layers: list[nn.Module] = []
+        width = math.prod(self.shape) + num_classes
+        for h in hidden:
+            layers += [nn.Linear(width, h), nn.LeakyReLU(0.2)]
+            if dropout:
+                layers.append(nn.Dropout(dropout))
+            width = h
+        layers.append(nn.Linear(width, 1))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        check_shape("MLPDiscriminator input", x, (None, *self.shape))
+        h = x.flatten(1)
+        if self.embed is not None:
+            if labels is None:
+                raise ValueError("this discriminator is class-conditional: pass labels")
+            h = torch.cat([h, self.embed(labels)], dim=1)
+        return self.net(h).squeeze(1)

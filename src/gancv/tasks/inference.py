@@ -1,0 +1,147 @@
+"""Trained models as users hold them: ``gancv.load(path)`` returns one of these."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+
+from ..device import resolve_device
+from ..errors import GancvError
+from ..models import build
+from ..training.checkpoint import load_weights
+
+
+def resolve_model_dir(path: str | Path) -> Path:
+    """A run directory (its ``model/`` export) or an exported model directory."""
+    p = Path(path)
+    if not p.exists():
+        raise GancvError(f"{p} does not exist; pass a run directory (gancv train --out RUN) or an exported model directory")
+    if p.is_file():
+        raise GancvError(f"{p} is a file, not a run or model directory; pass the directory gancv train wrote")
+    for candidate in (p, p / "model"):
+        if (candidate / "config.json").is_file():
+            return candidate
+    raise GancvError(f"{p} is not a gancv run or model directory (no config.json or model/config.json); "
+                     "train one with `gancv train` or wait for its first checkpoint")
+
+
+def read_model_info(model_dir: Path) -> dict[str, Any]:
+    try:
+        info = json.loads((model_dir / "config.json").read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise GancvError(f"{model_dir / 'config.json'} is not valid JSON ({type(exc).__name__}); re-export the model") from None
+    if not isinstance(info, dict) or "task" not in info:
+        raise GancvError(f"{model_dir / 'config.json'} is not a gancv model config (no 'task'); re-export the model")
+    return info
+
+
+def _generator_seed() -> int:
+    return int(torch.randint(0, 2**31 - 1, (1,)).item())
+
+
+class GenerativeModel:
+    """A trained generator: ``sample``, ``interpolate``; EMA weights when the run had them."""
+
+    task = "generation"
+
+    def __init__(self, generator: nn.Module, info: dict[str, Any], device: torch.device, path: Path | None = None):
+        self.generator = generator.to(device).eval().requires_grad_(False)
+        self.info, self.device, self.path = info, device, path
+        data = info["data"]
+        self.kind: str = data["kind"]
+        self.shape: tuple[int, ...] = tuple(data["shape"])
+        self.num_classes: int = int(data.get("num_classes", 0))
+        self.class_names: list[str] = list(data.get("class_names", []))
+        self.z_dim: int = int(info["z_dim"])
+
+    @classmethod
+    def load(cls, model_dir: Path, info: dict[str, Any], device: torch.device) -> "GenerativeModel":
+        G = build("generator", info["generator"])
+        load_weights(G, model_dir / "generator.safetensors", device)
+        return cls(G, info, device, model_dir)
+
+    @property
+    def conditional(self) -> bool:
+        return self.num_classes > 0
+
+    def _labels(self, n: int, labels: int | Sequence[int] | torch.Tensor | None) -> torch.Tensor | None:
+        if labels is None:
+            # An even spread over classes, so a conditional model's sample shows all of them.
+            return (torch.arange(n) % self.num_classes).to(self.device) if self.conditional else None
+        if not self.conditional:
+            raise GancvError("this model is unconditional: it cannot sample a class (drop --class)")
+        t = torch.as_tensor([labels] * n if isinstance(labels, int) else labels, dtype=torch.long)
+        if t.numel() != n:
+            raise GancvError(f"got {t.numel()} labels for {n} samples")
+        if t.min() < 0 or t.max() >= self.num_classes:
+            raise GancvError(f"class {int(t.max() if t.max() >= self.num_classes else t.min())} is out of range; "
+                             f"this model has classes 0..{self.num_classes - 1}")
+        return t.to(self.device)
+
+    def noise(self, n: int, seed: int | None = None, truncation: float | None = None) -> torch.Tensor:
+        g = torch.Generator().manual_seed(_generator_seed() if seed is None else int(seed))
+        z = torch.randn(n, self.z_dim, generator=g)
+        if truncation is not None:
+            if not truncation > 0:
+                raise GancvError(f"truncation must be > 0, got {truncation}")
+            # Truncation trick (BigGAN): resample components outside [-t, t]; smaller t = cleaner, less varied.
+            for _ in range(100):
+                bad = z.abs() > truncation
+                if not bad.any():
+                    break
+                z[bad] = torch.randn(int(bad.sum()), generator=g)
+            z = z.clamp(-truncation, truncation)
+        return z.to(self.device)
+
+    @torch.no_grad()
+    def generate(self, z: torch.Tensor, labels: torch.Tensor | None, batch_size: int = 256) -> torch.Tensor:
+        outs = []
+        for i in range(0, z.shape[0], batch_size):
+            out = self.generator(z[i : i + batch_size], None if labels is None else labels[i : i + batch_size])
+            outs.append(out.float().cpu())
+        out = torch.cat(outs) if outs else torch.empty(0, *self.shape)
+        if self.kind == "points":
+            return out
+        return ((out.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+    def sample(self, n: int, labels: int | Sequence[int] | torch.Tensor | None = None, seed: int | None = None,
+               truncation: float | None = None) -> torch.Tensor:
+        """``n`` samples: uint8 (N, C, H, W) images, or float32 (N, 2) points for toy2d models."""
+        if not isinstance(n, int) or n < 1:
+            raise GancvError(f"number of samples must be a positive integer, got {n!r}")
+        return self.generate(self.noise(n, seed, truncation), self._labels(n, labels))
+
+    def interpolate(self, steps: int = 8, rows: int = 4, seed: int | None = None,
+                    labels: int | Sequence[int] | None = None) -> torch.Tensor:
+        """``rows`` spherical interpolations between random latents, ``steps`` frames each:
+        uint8 (rows*steps, C, H, W), row-major."""
+        if steps < 2 or rows < 1:
+            raise GancvError(f"interpolate needs steps >= 2 and rows >= 1, got steps={steps}, rows={rows}")
+        ends = self.noise(2 * rows, seed).view(rows, 2, self.z_dim)
+        t = torch.linspace(0, 1, steps, device=self.device)
+        z = torch.stack([slerp(ends[r, 0], ends[r, 1], t) for r in range(rows)]).reshape(rows * steps, self.z_dim)
+        lab = self._labels(rows, labels)
+        lab = lab.repeat_interleave(steps) if lab is not None else None
+        return self.generate(z, lab)
+
+
+def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Spherical interpolation: keeps latents at the norm the generator was trained on (Gaussian shell)."""
+    an, bn = a / a.norm(), b / b.norm()
+    omega = torch.acos((an * bn).sum().clamp(-1 + 1e-7, 1 - 1e-7))
+    so = torch.sin(omega)
+    t = t[:, None]
+    return (torch.sin((1 - t) * omega) / so) * a + (torch.sin(t * omega) / so) * b
+
+
+def load(path: str | Path, device: str = "auto") -> Any:
+    """Load a run or model directory; the object's type follows the task it was trained for."""
+    from . import TASKS
+
+    model_dir = resolve_model_dir(path)
+    info = read_model_info(model_dir)
+    task = TASKS.get(info["task"])
+    return task.inference.load(model_dir, info, resolve_device(device))

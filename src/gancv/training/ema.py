@@ -1,0 +1,30 @@
+"""Exponential moving average of generator weights, configured by half-life in images.
+
+A half-life in images (StyleGAN2-ADA's ``ema_kimg``) means the same smoothing whatever the
+batch size: beta = 0.5 ** (batch / (ema_kimg * 1000)).
+"""
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+
+def ema_beta(batch_size: int, ema_kimg: float) -> float:
+    return 0.5 ** (batch_size / max(ema_kimg * 1000.0, 1e-8))
+
+
+class EMA:
+    def __init__(self, model: nn.Module, batch_size: int, ema_kimg: float):
+        self.beta = ema_beta(batch_size, ema_kimg)
+        self.shadow = copy.deepcopy(model).eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        params = [p for p in model.parameters()]
+        shadow = [p for p in self.shadow.parameters()]
+        # One fused foreach op instead of a Python loop over tensors (no host sync either).
+        torch._foreach_lerp_(shadow, params, 1.0 - self.beta)
+        for b_ema, b in zip(self.shadow.buffers(), model.buffers()):
+            b_ema.copy_(b)  # BatchNorm statistics are tracked, not averaged

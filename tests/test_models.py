@@ -1,0 +1,99 @@
+import pytest
+import torch
+
+from gancv.errors import GancvError
+from gancv.models import DISCRIMINATORS, GENERATORS, build
+from gancv.models.dcgan import stages_for
+
+SHAPES = {"mlp": [(1, 28, 28), (3, 16, 16), (2,)], "dcgan": [(1, 28, 28), (3, 32, 32), (1, 16, 16), (3, 64, 64)]}
+SMALL = {"mlp": {"hidden": [32, 32]}, "dcgan": {"width": 8}}
+SMALL_D = {"mlp": {"hidden": [32, 16]}, "dcgan": {"width": 8}}
+
+
+def cases(registry):
+    return [(name, shape) for name in registry.names() for shape in SHAPES.get(name, [(1, 32, 32)])]
+
+
+@pytest.mark.parametrize("name,shape", cases(GENERATORS))
+@pytest.mark.parametrize("num_classes", [0, 3])
+def test_generator_shapes_and_backward(name, shape, num_classes):
+    torch.manual_seed(0)
+    G = build("generator", {"name": name, "shape": list(shape), "z_dim": 8, "num_classes": num_classes, **SMALL.get(name, {})})
+    z = torch.randn(4, 8)
+    labels = torch.tensor([0, 1, 2, 0]) if num_classes else None
+    out = G(z, labels)
+    assert out.shape == (4, *shape)
+    if len(shape) == 3:
+        assert out.min() >= -1 and out.max() <= 1
+    out.mean().backward()
+    assert all(p.grad is not None for p in G.parameters() if p.requires_grad)
+
+
+@pytest.mark.parametrize("name,shape", cases(DISCRIMINATORS))
+@pytest.mark.parametrize("num_classes", [0, 3])
+def test_discriminator_logits(name, shape, num_classes):
+    D = build("discriminator", {"name": name, "shape": list(shape), "num_classes": num_classes, **SMALL_D.get(name, {})})
+    x = torch.randn(4, *shape)
+    labels = torch.tensor([0, 1, 2, 0]) if num_classes else None
+    logits = D(x, labels)
+    assert logits.shape == (4,)
+    logits.sum().backward()
+
+
+@pytest.mark.parametrize("kind,registry", [("generator", GENERATORS), ("discriminator", DISCRIMINATORS)])
+def test_config_round_trip_equal_outputs(kind, registry):
+    for name in registry.names():
+        shape = SHAPES.get(name, [(1, 32, 32)])[0]
+        extra = {"z_dim": 8} if kind == "generator" else {}
+        torch.manual_seed(1)
+        net = build(kind, {"name": name, "shape": list(shape), **extra}).eval()
+        clone = build(kind, net.config).eval()
+        clone.load_state_dict(net.state_dict())
+        x = torch.randn(3, 8) if kind == "generator" else torch.randn(3, *shape)
+        assert torch.equal(net(x), clone(x))
+        assert net.config["name"] == name
+
+
+@pytest.mark.parametrize("name", GENERATORS.names())
+def test_seeded_construction_is_deterministic(name):
+    nets = []
+    for _ in range(2):
+        torch.manual_seed(5)
+        nets.append(build("generator", {"name": name, "shape": [1, 16, 16], "z_dim": 4}))
+    a, b = nets
+    for pa, pb in zip(a.parameters(), b.parameters()):
+        assert torch.equal(pa, pb)
+
+
+def test_mlp_matches_the_classic_architecture():
+    G = build("generator", {"name": "mlp", "shape": [1, 28, 28]})
+    D = build("discriminator", {"name": "mlp", "shape": [1, 28, 28]})
+    linear_g = [m.out_features for m in G.modules() if isinstance(m, torch.nn.Linear)]
+    linear_d = [m.out_features for m in D.modules() if isinstance(m, torch.nn.Linear)]
+    assert linear_g == [256, 512, 1024, 784] and G.z_dim == 100
+    assert linear_d == [512, 256, 1]
+    assert any(isinstance(m, torch.nn.Dropout) and m.p == 0.3 for m in D.modules())
+
+
+@pytest.mark.parametrize("size,expected", [(16, (4, 2)), (28, (7, 2)), (32, (4, 3)), (64, (4, 4)), (128, (4, 5))])
+def test_dcgan_stages(size, expected):
+    assert stages_for(size) == expected
+
+
+@pytest.mark.parametrize("size", [30, 48, 100])
+def test_dcgan_rejects_odd_sizes(size):
+    with pytest.raises(GancvError, match="power of two"):
+        build("generator", {"name": "dcgan", "shape": [1, size, size]})
+
+
+def test_unknown_model_and_bad_kwarg():
+    with pytest.raises(GancvError, match="choose one of"):
+        build("generator", {"name": "nope"})
+    with pytest.raises(GancvError, match="unexpected keyword"):
+        build("generator", {"name": "dcgan", "widht": 3})
+
+
+def test_shape_check_at_boundary():
+    D = build("discriminator", {"name": "dcgan", "shape": [1, 16, 16], "width": 8})
+    with pytest.raises(GancvError, match=r"expected a tensor of shape \(\*, 1, 16, 16\)"):
+        D(torch.randn(2, 3, 16, 16))
