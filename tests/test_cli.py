@@ -147,3 +147,10 @@ def test_console_script_exit_code_without_traceback(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("gancv: error:") and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_data_check_all_bad_exits_2(tmp_path, capsys):
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "a.png").write_bytes(b"not an image")
+    code, out, err = run_cli(capsys, "data", "check", f"folder:{tmp_path / 'bad'}")
+    assert code == 2 and "a.png" in out and "no usable images" in err

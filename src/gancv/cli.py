@@ -211,11 +211,12 @@ def data_check(
 
     report = check_data(data, data_root=data_root)
     if as_json:
-        _emit_json({"spec": report.spec, "total": report.total, "usable": report.usable,
-                    "problems": [list(p) for p in report.problems], "converted": [list(c) for c in report.converted]})
-        return
-    for line in report.lines():
-        print(line)
+        _emit_json(report.to_dict())
+    else:
+        for line in report.lines():
+            print(line)
+    if not report.ok:
+        raise GancvError(f"{data}: no usable images ({report.total} looked at); fix or replace the files listed above")
 
 
 # ---- benchmarks -------------------------------------------------------------------------------
