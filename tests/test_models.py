@@ -5,9 +5,11 @@ from gancv.errors import GancvError
 from gancv.models import DISCRIMINATORS, GENERATORS, build
 from gancv.models.dcgan import stages_for
 
-SHAPES = {"mlp": [(1, 28, 28), (3, 16, 16), (2,)], "dcgan": [(1, 28, 28), (3, 32, 32), (1, 16, 16), (3, 64, 64)]}
-SMALL = {"mlp": {"hidden": [32, 32]}, "dcgan": {"width": 8}}
-SMALL_D = {"mlp": {"hidden": [32, 16]}, "dcgan": {"width": 8}}
+SHAPES = {"mlp": [(1, 28, 28), (3, 16, 16), (2,)], "dcgan": [(1, 28, 28), (3, 32, 32), (1, 16, 16), (3, 64, 64)],
+          "stylegan": [(1, 16, 16), (3, 32, 32)]}
+SMALL = {"mlp": {"hidden": [32, 32]}, "dcgan": {"width": 8},
+         "stylegan": {"channel_base": 64, "channel_max": 16, "w_dim": 16, "mapping_layers": 2}}
+SMALL_D = {"mlp": {"hidden": [32, 16]}, "dcgan": {"width": 8}, "stylegan": {"channel_base": 64, "channel_max": 16, "cmap_dim": 8}}
 
 
 def cases(registry):

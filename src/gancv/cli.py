@@ -145,17 +145,36 @@ def sample(
     out: Path = typer.Option(..., "--out", "-o", help="*.png grid, *.npz arrays, or a directory"),
     class_: Optional[int] = typer.Option(None, "--class", help="class index (conditional models)"),
     seed: Optional[int] = typer.Option(None, "--seed", help="random seed (same seed, same samples)"),
-    truncation: Optional[float] = typer.Option(None, "--truncation", help="truncation trick threshold, e.g. 0.7"),
+    truncation: Optional[float] = typer.Option(None, "--truncation",
+                                               help="truncation: threshold on z, or psi in W for StyleGAN, e.g. 0.7"),
+    mix: bool = typer.Option(False, "--mix", help="StyleGAN style-mixing grid (PNG): coarse styles from the left column"),
+    cutoff: Optional[int] = typer.Option(None, "--cutoff", help="with --mix: layers taken from the row source"),
+    direction: Optional[int] = typer.Option(None, "--direction", help="StyleGAN: move along SeFa direction i"),
+    strength: float = typer.Option(3.0, "--strength", help="with --direction: distance along it (negative = opposite)"),
     device: str = typer.Option("auto", "--device"),
 ) -> None:
-    """Draw N samples from a trained generator."""
+    """Draw N samples from a trained generator (or a StyleGAN mixing grid / direction edit)."""
     from . import api
 
     _check_out_parent(out)
     model = api.load(run, device=device)
     if getattr(model, "task", None) != "generation":
         raise GancvError(f"{run} is a {model.task} model; `gancv sample` needs a generation model")
-    images = model.sample(n, labels=class_, seed=seed, truncation=truncation)
+    if mix:
+        if out.suffix.lower() != ".png":
+            raise GancvError(f"--out {out}: a style-mixing grid is written as one .png")
+        side = max(1, round(n**0.5))
+        grid = model.style_mix(rows=side, cols=side, seed=seed, truncation=truncation, cutoff=cutoff)
+        from .visual import save_grid
+
+        save_grid(grid, out, nrow=side + 1, scale=max(1, 64 // grid.shape[-1]))
+        console.print(f"wrote a {side}x{side} style-mixing grid to {out}")
+        return
+    if direction is not None:
+        model.directions()  # a generator without modulation layers stops here with its reason
+        images = model.sample(n, labels=class_, seed=seed, truncation=truncation, direction=direction, strength=strength)
+    else:
+        images = model.sample(n, labels=class_, seed=seed, truncation=truncation)
     labels = None
     if model.conditional:
         labels = [class_] * n if class_ is not None else [i % model.num_classes for i in range(n)]
@@ -171,9 +190,10 @@ def interpolate(
     rows: int = typer.Option(4, "--rows", min=1),
     seed: Optional[int] = typer.Option(None, "--seed"),
     class_: Optional[int] = typer.Option(None, "--class"),
+    method: Optional[str] = typer.Option(None, "--method", help="slerp or lerp (default: slerp in z, lerp in StyleGAN's W)"),
     device: str = typer.Option("auto", "--device"),
 ) -> None:
-    """Walk the latent space between random points (spherical interpolation)."""
+    """Walk the latent space between random points (z, or W for StyleGAN models)."""
     from . import api
     from .visual import grid_image, save_grid
 
@@ -184,7 +204,7 @@ def interpolate(
     model = api.load(run, device=device)
     if getattr(model, "task", None) != "generation" or model.kind != "image":
         raise GancvError(f"{run} is not an image generation model; interpolate needs one")
-    frames = model.interpolate(steps=steps, rows=rows, seed=seed, labels=class_)
+    frames = model.interpolate(steps=steps, rows=rows, seed=seed, labels=class_, method=method)
     if suffix == ".png":
         save_grid(frames, out, nrow=steps, scale=max(1, 64 // frames.shape[-1]))
     else:
@@ -197,6 +217,109 @@ def interpolate(
         pics[0].save(tmp, save_all=True, append_images=pics[1:], duration=120, loop=0)
         tmp.replace(out)
     console.print(f"wrote {out}")
+
+
+def _save_gif(frames: list[Any], path: Path, duration: int = 120, scale: int = 1) -> None:
+    from .visual import tensor_to_pil
+
+    pics = [tensor_to_pil(f) for f in frames]
+    if scale > 1:
+        pics = [p.resize((p.width * scale, p.height * scale)) for p in pics]
+    tmp = path.with_name(f".{path.name}.tmp.gif")
+    pics[0].save(tmp, save_all=True, append_images=pics[1:], duration=duration, loop=0)
+    tmp.replace(path)
+
+
+@app.command()
+def project(
+    run: Path = typer.Argument(..., help="StyleGAN run directory or exported model directory"),
+    image: Path = typer.Argument(..., help="the image to reconstruct (resized/converted to the model's format)"),
+    out: Path = typer.Option(..., "--out", "-o", help="directory for reconstruction.png, latent.npy, progress.gif"),
+    steps: int = typer.Option(300, "--steps", min=1, help="optimisation steps"),
+    w_plus: bool = typer.Option(True, "--w-plus/--w", help="one w per layer (W+, default) or one shared w"),
+    lr: float = typer.Option(0.05, "--lr"),
+    seed: int = typer.Option(0, "--seed"),
+    device: str = typer.Option("auto", "--device"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """GAN inversion: optimise a latent in W/W+ so the generator reproduces IMAGE."""
+    import numpy as np
+    import torch
+
+    from . import api
+    from .inversion import load_target
+    from .training.checkpoint import atomic_write_json
+    from .visual import save_grid, save_image
+
+    if not image.is_file():
+        raise GancvError(f"{image}: no such image file")
+    _check_out_parent(out)
+    model = api.load(run, device=device)
+    if getattr(model, "task", None) != "generation" or model.kind != "image":
+        raise GancvError(f"{run} is not an image generation model; project needs a StyleGAN model")
+    target, notes = load_target(image, model.shape)
+    for note in notes:
+        console.print(f"note: {image}: {note}")
+    result = model.project(target, steps=steps, w_plus=w_plus, lr=lr, seed=seed)
+    out.mkdir(exist_ok=True)
+    scale = max(1, 128 // result.image.shape[-1])
+    save_image(result.image, out / "reconstruction.png")
+    save_grid(torch.stack([result.target, result.image]), out / "comparison.png", nrow=2, scale=scale)
+    tmp = out / ".latent.tmp.npy"
+    np.save(tmp, result.ws.numpy())
+    tmp.replace(out / "latent.npy")
+    _save_gif(result.frames, out / "progress.gif", scale=scale)
+    report = {"image": str(image), "psnr_db": round(result.psnr, 2), "steps": steps, "space": "w+" if w_plus else "w",
+              "final_l2": round(result.losses[-1], 6), "notes": notes, "latent": str(out / "latent.npy")}
+    atomic_write_json(out / "report.json", report)
+    if as_json:
+        _emit_json(report)
+    else:
+        console.print(f"PSNR {result.psnr:.2f} dB; wrote {out}/reconstruction.png, comparison.png, latent.npy, progress.gif")
+
+
+@app.command()
+def directions(
+    run: Path = typer.Argument(..., help="StyleGAN run directory or exported model directory"),
+    out: Path = typer.Option(..., "--out", "-o", help="directory: one grid per direction + directions.npy"),
+    method: str = typer.Option("sefa", "--method", help="sefa (closed form) or labels (conditional models)"),
+    num: int = typer.Option(5, "--num", min=1, help="how many directions (strongest first)"),
+    strength: float = typer.Option(3.0, "--strength", help="grids span -strength ... +strength"),
+    steps: int = typer.Option(7, "--steps", min=2, help="columns per grid"),
+    rows: int = typer.Option(4, "--rows", min=1, help="random samples per grid (ignored with --latent)"),
+    latent: Optional[Path] = typer.Option(None, "--latent", help="edit this projected latent.npy instead of samples"),
+    seed: int = typer.Option(0, "--seed"),
+    truncation: Optional[float] = typer.Option(None, "--truncation", help="psi in W for the random samples"),
+    device: str = typer.Option("auto", "--device"),
+) -> None:
+    """Find latent directions and write a grid per direction (rows: samples, columns: -k ... +k)."""
+    import numpy as np
+
+    from . import api
+    from .visual import save_grid
+
+    _check_out_parent(out)
+    model = api.load(run, device=device)
+    if getattr(model, "task", None) != "generation" or model.kind != "image":
+        raise GancvError(f"{run} is not an image generation model; directions need a StyleGAN model")
+    dirs, scores = model.directions(method=method, num=num)
+    if latent is not None:
+        if not latent.is_file():
+            raise GancvError(f"--latent {latent}: no such file; `gancv project` writes DIR/latent.npy")
+        try:
+            ws = np.load(latent, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise GancvError(f"--latent {latent}: not a .npy array ({exc})") from None
+    else:
+        ws = model.ws(rows, seed=seed, truncation=truncation)
+    out.mkdir(exist_ok=True)
+    tmp = out / ".directions.tmp.npy"
+    np.save(tmp, dirs.cpu().numpy())
+    tmp.replace(out / "directions.npy")
+    for i, d in enumerate(dirs):
+        grid = model.direction_grid(d, ws, strength=strength, steps=steps)
+        save_grid(grid, out / f"direction_{i:02d}.png", nrow=steps, scale=max(1, 64 // grid.shape[-1]))
+    console.print(f"wrote {len(dirs)} direction grids ({method}; scores {', '.join(f'{float(s):.3g}' for s in scores)}) to {out}")
 
 
 # ---- data -------------------------------------------------------------------------------------

@@ -45,6 +45,13 @@ class TrainConfig:
     beta2: float = 0.999
     n_critic: int = 1
     ema_kimg: float = 0.0  # generator EMA half-life in thousands of images; 0 = off
+    r1_gamma: float = 0.0  # R1 gamma; its own D phase every r1_every steps, scaled by r1_every (StyleGAN2)
+    r1_every: int = 16
+    # StyleGAN (task=stylegan): path-length regulariser (0 = off; the paper: 2, every 4 steps) and
+    # the probability that a generated batch mixes the styles of two latents (the paper: 0.9)
+    pl_weight: float = 0.0
+    pl_every: int = 4
+    style_mixing: float = 0.0
     # bookkeeping
     seed: int = 0
     device: str = "auto"
@@ -114,6 +121,41 @@ register_preset(
     generator={"name": "mlp", "hidden": [256, 256], "batchnorm": False},
     discriminator={"name": "mlp", "hidden": [256, 256], "dropout": 0.0},
     z_dim=2, log_every=100, sample_every=500, checkpoint_every=1000,
+)
+
+
+
+def _stylegan(channel_base: int, channel_max: int, w_dim: int, mapping_layers: int) -> dict[str, Any]:
+    return {
+        "task": "stylegan",
+        "generator": {"name": "stylegan", "w_dim": w_dim, "mapping_layers": mapping_layers,
+                      "channel_base": channel_base, "channel_max": channel_max},
+        "discriminator": {"name": "stylegan", "channel_base": channel_base, "channel_max": channel_max},
+        # StyleGAN2's optimiser: Adam lr 0.0025, betas (0, 0.99); non-saturating logistic loss.
+        "loss": "bce", "lr_g": 0.0025, "lr_d": 0.0025, "beta1": 0.0, "beta2": 0.99,
+    }
+
+
+register_preset(
+    "stylegan-faces", "StyleGAN2-style G/D on the LFW faces (faces:train, 90 faces + mirrors), 32 px gray, CPU-sized",
+    data="faces:train", image_size=32, channels=1, batch_size=16, steps=1500, z_dim=64, ema_kimg=1.0,
+    r1_gamma=1.0, r1_every=16, style_mixing=0.5, log_every=50, sample_every=250, checkpoint_every=250,
+    **_stylegan(channel_base=512, channel_max=64, w_dim=128, mapping_layers=4),
+)
+register_preset(
+    "stylegan-celeba64", "StyleGAN2 on CelebA (aligned crops), 64 px RGB",
+    data="celeba", image_size=64, channels=3, batch_size=32, steps=100000, z_dim=512, ema_kimg=10.0,
+    r1_gamma=0.25, style_mixing=0.9, pl_weight=2.0, **_stylegan(16384, 512, 512, 8),
+)
+register_preset(
+    "stylegan-ffhq256", "StyleGAN2 config-f-like at 256 px RGB on folder data (data=folder:PATH/TO/FFHQ)",
+    data="folder:data/ffhq256", image_size=256, channels=3, batch_size=16, steps=400000, z_dim=512, ema_kimg=10.0,
+    r1_gamma=1.0, style_mixing=0.9, pl_weight=2.0, **_stylegan(16384, 512, 512, 8),
+)
+register_preset(
+    "stylegan-cifar10", "class-conditional StyleGAN2 on CIFAR-10, 32 px RGB (the StyleGAN2-ADA cifar set-up, no ADA)",
+    data="cifar10", image_size=32, channels=3, batch_size=64, steps=200000, z_dim=512, conditional=True,
+    ema_kimg=20.0, r1_gamma=0.01, style_mixing=0.0, **_stylegan(16384, 512, 512, 2),
 )
 
 
@@ -214,6 +256,14 @@ def validate(cfg: DictConfig) -> None:
             raise GancvError(f"{key} must be > 0, got {cfg[key]}")
     if cfg.keep_checkpoints < 1:
         raise GancvError(f"keep_checkpoints must be >= 1, got {cfg.keep_checkpoints}")
+    for key in ("r1_gamma", "pl_weight"):
+        if cfg[key] < 0:
+            raise GancvError(f"{key} must be >= 0, got {cfg[key]}")
+    for key in ("r1_every", "pl_every"):
+        if cfg[key] < 1:
+            raise GancvError(f"{key} must be >= 1, got {cfg[key]}")
+    if not 0 <= cfg.style_mixing <= 1:
+        raise GancvError(f"style_mixing is a probability in [0, 1], got {cfg.style_mixing}")
     for section in ("generator", "discriminator"):
         if "name" not in cfg[section]:
             raise GancvError(f"{section} needs a name, e.g. {section}.name=dcgan")

@@ -26,6 +26,9 @@ DEFAULT_TOY2D_ITEMS = 100_000
 DEFAULT_PHOTO_CROPS = 2_000
 DEFAULT_PHOTO_SIZE = 64  # photos have no native size; 64 keeps crops detailed and fast
 _LFW_FACES = 100  # skimage.data.lfw_subset(): the first 100 of 200 crops are faces, the rest are not
+# why a held-out split: GAN inversion must be judged on faces the generator never saw.
+_FACES_TRAIN = 90
+_FACE_SPLITS = {"": slice(0, _LFW_FACES), "train": slice(0, _FACES_TRAIN), "heldout": slice(_FACES_TRAIN, _LFW_FACES)}
 
 
 def _stream(opts: LoadOptions) -> np.random.Generator:
@@ -112,12 +115,15 @@ def load_toy2d(arg: str, opts: LoadOptions) -> DataBundle:
     )
 
 
-@DATASETS.register("faces", description="the 100 LFW face crops scikit-image ships (25x25 gray) plus their mirror images")
+@DATASETS.register("faces", description="the 100 LFW face crops scikit-image ships (25x25 gray) plus their mirror "
+                   "images; faces:train / faces:heldout split them 90 / 10 (inversion of unseen faces)")
 def load_faces(arg: str, opts: LoadOptions) -> DataBundle:
-    no_argument("faces", arg)
+    if arg not in _FACE_SPLITS:
+        raise GancvError(f"data spec faces:{arg!r}: use 'faces' (all 100), 'faces:train' (the first "
+                         f"{_FACES_TRAIN}) or 'faces:heldout' (the last {_LFW_FACES - _FACES_TRAIN})")
     from skimage.data import lfw_subset
 
-    crops = np.asarray(lfw_subset()[:_LFW_FACES])
+    crops = np.asarray(lfw_subset()[:_LFW_FACES])[_FACE_SPLITS[arg]]
     if crops.dtype != np.uint8:  # why: the docs say uint8 but current releases return floats in [0, 1]
         crops = np.rint(np.clip(crops, 0.0, 1.0) * 255.0).astype(np.uint8)
     # why flips: 100 images is tiny; mirrored faces are equally plausible faces (standard GAN augmentation).
@@ -125,7 +131,7 @@ def load_faces(arg: str, opts: LoadOptions) -> DataBundle:
     x = torch.from_numpy(np.ascontiguousarray(both)).unsqueeze(1)
     x = fit_square_tensor(x, opts.image_size or x.shape[-1])
     idx = torch.from_numpy(subset_indices(len(x), opts.max_items, opts.seed))
-    return resident_bundle("faces", set_channels_tensor(x[idx], opts.channels), None)
+    return resident_bundle("faces" + (f":{arg}" if arg else ""), set_channels_tensor(x[idx], opts.channels), None)
 
 
 @lru_cache(maxsize=1)

@@ -115,17 +115,38 @@ class GenerativeModel:
         return self.generate(self.noise(n, seed, truncation), self._labels(n, labels))
 
     def interpolate(self, steps: int = 8, rows: int = 4, seed: int | None = None,
-                    labels: int | Sequence[int] | None = None) -> torch.Tensor:
-        """``rows`` spherical interpolations between random latents, ``steps`` frames each:
-        uint8 (rows*steps, C, H, W), row-major."""
+                    labels: int | Sequence[int] | None = None, method: str | None = None) -> torch.Tensor:
+        """``rows`` interpolations between random latents (``slerp``, the default, or ``lerp``),
+        ``steps`` frames each: uint8 (rows*steps, C, H, W), row-major."""
+        method = method or "slerp"
         if steps < 2 or rows < 1:
             raise GancvError(f"interpolate needs steps >= 2 and rows >= 1, got steps={steps}, rows={rows}")
+        if method not in ("lerp", "slerp"):
+            raise GancvError(f"interpolation method must be lerp or slerp, got {method!r}")
         ends = self.noise(2 * rows, seed).view(rows, 2, self.z_dim)
         t = torch.linspace(0, 1, steps, device=self.device)
-        z = torch.stack([slerp(ends[r, 0], ends[r, 1], t) for r in range(rows)]).reshape(rows * steps, self.z_dim)
+        if method == "lerp":
+            z = (ends[:, :1] + (ends[:, 1:] - ends[:, :1]) * t[None, :, None]).reshape(rows * steps, self.z_dim)
+        else:
+            z = torch.stack([slerp(ends[r, 0], ends[r, 1], t) for r in range(rows)]).reshape(rows * steps, self.z_dim)
         lab = self._labels(rows, labels)
         lab = lab.repeat_interleave(steps) if lab is not None else None
         return self.generate(z, lab)
+
+    # ---- StyleGAN-only operations: a generator without a mapping network has no W to act on -----
+    def _no_w(self, what: str) -> GancvError:
+        name = self.info.get("generator", {}).get("name", "?")
+        return GancvError(f"{what} needs a StyleGAN model (a mapping network and modulated convs); this "
+                          f"{name!r} generator has none. Train one with e.g. --preset stylegan-faces")
+
+    def style_mix(self, *args: Any, **kwargs: Any) -> torch.Tensor:
+        raise self._no_w("style mixing (--mix)")
+
+    def directions(self, *args: Any, **kwargs: Any) -> Any:
+        raise self._no_w("latent directions")
+
+    def project(self, *args: Any, **kwargs: Any) -> Any:
+        raise self._no_w("projection (GAN inversion into W)")
 
 
 def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

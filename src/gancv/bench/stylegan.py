@@ -1,0 +1,97 @@
+"""StyleGAN benchmarks: GAN inversion of held-out faces against a random-w baseline."""
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from . import BENCHMARKS
+
+FULL_RUN = Path("runs/stylegan-faces")  # where the README trains the preset; reused when complete
+
+
+def _train_seconds(run: Path) -> float:
+    """Training wall time from the run's own log (each row covers its steps at img_per_s)."""
+    from ..config import load_config
+
+    batch = load_config(run / "config.yaml").batch_size
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    seconds, prev = 0.0, 0
+    for row in rows:
+        if row.get("img_per_s"):
+            seconds += (row["step"] - prev) * batch / row["img_per_s"]
+        prev = row["step"]
+    return round(seconds, 1)
+
+
+def _complete(run: Path, steps: int) -> bool:
+    metrics = run / "metrics.jsonl"
+    if not (run / "model" / "config.json").is_file() or not metrics.is_file():
+        return False
+    lines = [ln for ln in metrics.read_text().splitlines() if ln.strip()]
+    return bool(lines) and json.loads(lines[-1])["step"] >= steps
+
+
+@BENCHMARKS.register("inversion", description="stylegan-faces: project held-out LFW faces (W+ and W), PSNR vs random w")
+def inversion(quick: bool = False, device: str = "auto", log: Callable[[str], None] | None = None) -> dict:
+    from ..api import load, train
+    from ..config import make_config
+    from ..data import load_data
+    from ..inversion import psnr
+
+    log = log or (lambda msg: None)
+    if quick:
+        overrides = ["image_size=16", "steps=20", "batch_size=8", "z_dim=16", "generator.channel_base=64",
+                     "generator.channel_max=16", "generator.w_dim=32", "discriminator.channel_base=64",
+                     "discriminator.channel_max=16", "sample_every=1000", "checkpoint_every=1000"]
+        faces, proj_steps, n_random = 2, 40, 8
+    else:
+        overrides, faces, proj_steps, n_random = [], 10, 300, 64
+    cfg = make_config("stylegan-faces", overrides + [f"device={device}", "progress=false"])
+    with tempfile.TemporaryDirectory() as tmp:
+        run = Path(tmp) / "run" if quick else FULL_RUN
+        reused = not quick and _complete(run, cfg.steps)
+        if reused:
+            log(f"reusing the complete run {run} (delete it to retrain)")
+        else:
+            resume = not quick and (run / "checkpoints").is_dir() and any((run / "checkpoints").iterdir())
+            log(f"training stylegan-faces ({cfg.steps} steps) in {run}" + (" (resuming)" if resume else ""))
+            if resume:
+                train({"steps": cfg.steps, "device": device, "progress": False}, resume=run)
+            else:
+                train(cfg, out=run)
+        train_seconds = _train_seconds(run)
+        model = load(run, device=device)
+        held = load_data("faces:heldout", image_size=model.shape[-1], channels=model.shape[0]).x[:faces]
+        results: dict[str, list[float]] = {"w_plus": [], "w": [], "mean_w": [], "random_w_mean": [], "random_w_best": []}
+        t0 = time.perf_counter()
+        randoms = model.sample(n_random, seed=1234)
+        mean_image = model.synthesize(model.generator.w_avg[None])[0]
+        for i, target in enumerate(held):
+            results["w_plus"].append(model.project(target, steps=proj_steps, w_plus=True, seed=i).psnr)
+            results["w"].append(model.project(target, steps=proj_steps, w_plus=False, seed=i).psnr)
+            scores = [psnr(r, target) for r in randoms]
+            results["random_w_mean"].append(sum(scores) / len(scores))
+            results["random_w_best"].append(max(scores))
+            results["mean_w"].append(psnr(mean_image, target))
+            log(f"face {i}: W+ {results['w_plus'][-1]:.2f} dB, W {results['w'][-1]:.2f} dB, random w {results['random_w_mean'][-1]:.2f} dB")
+        project_seconds = time.perf_counter() - t0
+    mean = {k: round(sum(v) / len(v), 2) for k, v in results.items()}
+    return {
+        "benchmark": "inversion", "quick": quick, "device": str(model.device), "preset": "stylegan-faces",
+        "train_steps": cfg.steps, "batch_size": cfg.batch_size, "image_size": cfg.image_size,
+        "train_seconds": train_seconds, "reused_run": reused, "heldout_faces": faces,
+        "projection": {"steps": proj_steps, "loss": "L2 (no LPIPS: its weights are not available offline)",
+                       "optimizer": "Adam lr 0.05, warm-up + cosine ramp-down, w noise early"},
+        "psnr_db": {"w_plus": mean["w_plus"], "w": mean["w"], "mean_w_start": mean["mean_w"],
+                    f"random_w_mean_of_{n_random}": mean["random_w_mean"],
+                    f"random_w_best_of_{n_random}": mean["random_w_best"]},
+        "psnr_db_per_face_w_plus": [round(v, 2) for v in results["w_plus"]],
+        "margin_over_random_db": round(mean["w_plus"] - mean["random_w_mean"], 2),
+        "goal": {"psnr_db": 20.0, "met": mean["w_plus"] >= 20.0 and mean["w_plus"] - mean["random_w_mean"] >= 5.0},
+        "project_seconds": round(project_seconds, 1), "threads": torch.get_num_threads(),
+    }

@@ -1,0 +1,120 @@
+"""GAN inversion: find the latent whose image reconstructs a given real image.
+
+The optimisation follows StyleGAN2's projector: start at the mean w, Adam with a short lr
+warm-up and cosine ramp-down, Gaussian noise on w early on so the search does not settle in
+the first basin it meets, and fixed generator noise. The loss is pixel L2 only: LPIPS needs
+pretrained VGG/AlexNet weights that gancv does not download (no network at run time), so
+reconstructions are judged by PSNR. ``w_plus`` optimises one w per layer (far more expressive,
+the usual choice for editing real images); otherwise a single w shared by all layers.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .errors import GancvError
+
+
+@dataclass
+class Projection:
+    ws: torch.Tensor  # (num_ws, w_dim) float32 on the CPU
+    image: torch.Tensor  # uint8 (C, H, W) reconstruction
+    target: torch.Tensor  # uint8 (C, H, W)
+    psnr: float  # dB, on [0, 1] pixel values
+    losses: list[float] = field(default_factory=list)  # L2 per step
+    frames: list[torch.Tensor] = field(default_factory=list)  # uint8 reconstructions over the optimisation
+
+
+def to_uint8(x: torch.Tensor) -> torch.Tensor:
+    return ((x.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu()
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    """PSNR in dB between uint8 images (peak 255)."""
+    mse = (a.float() - b.float()).square().mean().item()
+    return float("inf") if mse == 0 else 10 * math.log10(255.0**2 / mse)
+
+
+def load_target(path: str | Path, shape: tuple[int, ...]) -> tuple[torch.Tensor, list[str]]:
+    """An image file -> uint8 (C, H, W) matching ``shape``, plus notes on what was converted."""
+    from .data.images import BadImage, decode_image
+    from .data.transforms import fit_square_pil, pil_to_tensor
+
+    c, h, _ = shape
+    try:
+        img, notes = decode_image(path)
+    except BadImage as exc:
+        raise GancvError(f"{path}: {exc}; pass a PNG or JPEG image") from None
+    notes = list(notes)
+    if img.size != (h, h):
+        notes.append(f"resized (shorter side) and centre-cropped from {img.size[0]}x{img.size[1]} to {h}x{h}, the model's size")
+    if (img.mode == "L") != (c == 1):
+        notes.append(f"converted {img.mode} to {'grayscale' if c == 1 else 'RGB'} to match the model's {c} channel(s)")
+    return pil_to_tensor(fit_square_pil(img, h), c), notes
+
+
+@torch.no_grad()
+def w_stats(G: nn.Module, samples: int = 4096, seed: int = 0) -> tuple[torch.Tensor, float]:
+    """Mean w and the root-mean-square distance to it, from the mapping network itself."""
+    device = G.w_avg.device
+    z = torch.randn(samples, G.z_dim, generator=torch.Generator().manual_seed(seed)).to(device)
+    labels = torch.arange(samples, device=device) % G.num_classes if G.num_classes else None
+    w = G.mapping(z, labels)
+    mean = w.mean(0)
+    return mean, float((w - mean).square().sum(1).mean().sqrt())
+
+
+def project(G: nn.Module, target: torch.Tensor, steps: int = 300, w_plus: bool = True, lr: float = 0.05,
+            seed: int = 0, frames: int = 24, noise_ramp: float = 0.75, initial_noise: float = 0.05) -> Projection:
+    """Optimise a latent so ``G.synthesis(ws)`` matches ``target`` (uint8 or [-1, 1] float (C, H, W))."""
+    if not hasattr(G, "synthesis"):
+        raise GancvError(f"projection needs a StyleGAN generator (mapping network + synthesis); {type(G).__name__} has none")
+    if steps < 1:
+        raise GancvError(f"projection steps must be >= 1, got {steps}")
+    device = G.w_avg.device
+    if tuple(target.shape) != tuple(G.shape):
+        raise GancvError(f"target of shape {tuple(target.shape)} does not match the model's {tuple(G.shape)}; "
+                         "load it with gancv.inversion.load_target, which resizes it")
+    target_u8 = target if target.dtype == torch.uint8 else to_uint8(target)
+    goal = (target_u8.float().to(device) / 127.5 - 1)[None]
+    was_training = G.training
+    G.eval().requires_grad_(False)
+    w_mean, w_std = w_stats(G, seed=seed)
+    shape = (1, G.num_ws, G.w_dim) if w_plus else (1, 1, G.w_dim)
+    w = w_mean.reshape(1, 1, -1).expand(shape).clone().requires_grad_(True)
+    opt = torch.optim.Adam([w], lr=lr, betas=(0.9, 0.999))
+    g = torch.Generator(device=device).manual_seed(seed)
+    keep = set(torch.linspace(0, steps - 1, max(2, frames)).round().long().tolist())
+    result = Projection(ws=torch.empty(0), image=torch.empty(0), target=target_u8.cpu(), psnr=0.0)
+    try:
+        for step in range(steps):
+            t = step / steps
+            # lr: 5% linear warm-up, cosine ramp-down over the last 25% (StyleGAN2's projector)
+            ramp = min(1.0, (1 - t) / 0.25)
+            ramp = 0.5 - 0.5 * math.cos(ramp * math.pi)
+            for group in opt.param_groups:
+                group["lr"] = lr * ramp * min(1.0, t / 0.05)
+            sigma = w_std * initial_noise * max(0.0, 1 - t / noise_ramp) ** 2
+            noisy = w + torch.randn(w.shape, device=device, generator=g) * sigma
+            img = G.synthesis(noisy.expand(1, G.num_ws, G.w_dim), "const")
+            loss = F.mse_loss(img, goal)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            result.losses.append(float(loss.detach()))
+            if step in keep:
+                result.frames.append(to_uint8(img[0]))
+        with torch.no_grad():
+            ws = w.detach().expand(1, G.num_ws, G.w_dim)
+            final = to_uint8(G.synthesis(ws, "const")[0])
+    finally:
+        G.train(was_training)
+    result.ws, result.image = ws[0].cpu().clone(), final
+    result.frames.append(final)
+    result.psnr = psnr(final, result.target)
+    return result

@@ -1,0 +1,256 @@
+"""StyleGAN training (StyleGAN2's recipe) and the StyleGAN model users hold after training.
+
+Training = the generation task with four phases: D main; D R1 (lazy, every ``r1_every``);
+G main; G path length (lazy, every ``pl_every``). Generated batches mix the styles of two
+latents with probability ``style_mixing`` (mixing regularisation). As in the paper, a lazy
+phase's loss is scaled by its interval and its optimiser's lr/betas are adjusted by
+c = every / (every + 1), so the regulariser has the strength it would have every step.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+
+from ..data import DataBundle
+from ..errors import GancvError
+from ..losses import r1_penalty
+from ..training.loop import OptimizerSpec, Phase
+from ..training.stream import Batch
+from . import TASKS
+from .generation import GenerationTask
+from .inference import GenerativeModel, slerp
+
+
+def mix_styles(G: Any, z: torch.Tensor, labels: torch.Tensor | None, prob: float, rng: torch.Generator) -> torch.Tensor:
+    """ws for z where, with probability ``prob``, the layers from a random cutoff on come from a second latent."""
+    ws = G.map(z, labels)
+    if prob > 0:
+        n = z.shape[0]
+        z2 = torch.randn(z.shape, device=z.device, generator=rng)
+        cutoff = int(torch.randint(1, G.num_ws, (), device=z.device, generator=rng))
+        if float(torch.rand((), device=z.device, generator=rng)) < prob:
+            ws2 = G.map(z2, labels)
+            layer = torch.arange(G.num_ws, device=z.device)[None, :, None]
+            ws = torch.where(layer < cutoff, ws, ws2.expand(n, -1, -1))
+    return ws
+
+
+@TASKS.register("stylegan", description="StyleGAN2 training: lazy R1, path-length regulariser, style mixing")
+class StyleGANTask(GenerationTask):
+    def __init__(self, cfg: DictConfig, bundle: DataBundle, device: torch.device, rng: torch.Generator):
+        super().__init__(cfg, bundle, device, rng)
+        if not hasattr(self.G, "synthesis"):
+            raise GancvError(f"task=stylegan needs a generator with a mapping network; set generator.name=stylegan "
+                             f"(got {cfg.generator.name!r}) or use task=generation")
+        self.pl_mean = torch.zeros((), device=device)
+        lazy = {"discriminator": cfg.r1_every if cfg.r1_gamma > 0 else 0, "generator": cfg.pl_every if cfg.pl_weight > 0 else 0}
+        for name, every in lazy.items():
+            spec = self.optimizers[name]
+            if every > 1:
+                c = every / (every + 1)
+                self.optimizers[name] = OptimizerSpec(spec.networks, spec.lr * c, (spec.betas[0] ** c, spec.betas[1] ** c))
+
+    def phases(self) -> list[Phase]:
+        cfg = self.cfg
+        phases = [Phase("D", "discriminator", self.d_step, repeats=cfg.n_critic)]
+        if cfg.r1_gamma > 0:
+            phases.append(Phase("D_r1", "discriminator", self.r1_step, every=cfg.r1_every))
+        phases.append(Phase("G", "generator", self.g_step))
+        if cfg.pl_weight > 0:
+            phases.append(Phase("G_pl", "generator", self.pl_step, every=cfg.pl_every))
+        return phases
+
+    def fake(self, n: int, labels: torch.Tensor | None) -> torch.Tensor:
+        ws = mix_styles(self.G, self.noise(n), labels, self.cfg.style_mixing, self.rng)
+        return self.G.synthesis(ws)
+
+    def d_step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        real, labels = batch
+        labels = self._labels(labels)
+        with torch.no_grad():
+            fake = self.fake(real.shape[0], labels)
+        d_real, d_fake = self.D(real, labels), self.D(fake, labels)
+        loss = self.loss.d_loss(d_real, d_fake)
+        return {"loss": loss, "d_loss": loss.detach(), "d_real": d_real.detach().mean(), "d_fake": d_fake.detach().mean()}
+
+    def g_step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        real, labels = batch
+        labels = self._labels(labels)
+        loss = self.loss.g_loss(self.D(self.fake(real.shape[0], labels), labels))
+        return {"loss": loss, "g_loss": loss.detach()}
+
+    def r1_step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        real, labels = batch
+        penalty = r1_penalty(self.D, real, self._labels(labels))
+        loss = penalty * (self.cfg.r1_gamma / 2) * self.cfg.r1_every
+        return {"loss": loss, "r1": penalty.detach()}
+
+    def pl_step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """Path-length regularisation: ||J_w^T y|| for random image-space y should be constant."""
+        real, labels = batch
+        n = max(1, real.shape[0] // 2)  # half batch, as in the paper: the double backward is costly
+        labels = self._labels(labels[:n] if labels is not None else None)
+        ws = mix_styles(self.G, self.noise(n), labels, self.cfg.style_mixing, self.rng)
+        img = self.G.synthesis(ws)
+        y = torch.randn(img.shape, device=img.device, generator=self.rng) / np.sqrt(img.shape[2] * img.shape[3])
+        (grad,) = torch.autograd.grad((img * y).sum(), ws, create_graph=True)
+        lengths = grad.square().sum(2).mean(1).sqrt()
+        self.pl_mean = self.pl_mean.lerp(lengths.detach().mean(), 0.01)
+        penalty = (lengths - self.pl_mean).square().mean()
+        return {"loss": penalty * self.cfg.pl_weight * self.cfg.pl_every, "pl": penalty.detach()}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"pl_mean": self.pl_mean.detach().cpu()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if "pl_mean" in state:
+            self.pl_mean = state["pl_mean"].to(self.device)
+
+    def model_info(self, G: torch.nn.Module) -> dict[str, Any]:
+        return {**super().model_info(G), "task": "stylegan"}
+
+
+class StyleGANModel(GenerativeModel):
+    """A trained StyleGAN: sampling with truncation in W, style mixing, latent directions,
+    inversion (projection) and W-space interpolation. Sampling uses the generator's fixed
+    noise, so the same latent always gives the same image (edits change only what they edit)."""
+
+    def __init__(self, generator: torch.nn.Module, info: dict[str, Any], device: torch.device, path: Path | None = None):
+        super().__init__(generator, info, device, path)
+        self.num_ws, self.w_dim = int(generator.num_ws), int(generator.w_dim)
+
+    # ---- W space -------------------------------------------------------------------------------
+    def ws(self, n: int, labels: int | Sequence[int] | torch.Tensor | None = None, seed: int | None = None,
+           truncation: float | None = None) -> torch.Tensor:
+        """Latents in W+ (n, num_ws, w_dim); ``truncation`` psi pulls them towards the mean w."""
+        if truncation is not None and not 0 <= truncation <= 2:
+            raise GancvError(f"truncation is StyleGAN's psi in W, in [0, 2] (1 = none, 0.7 typical), got {truncation}")
+        z = self.noise(n, seed)
+        with torch.no_grad():
+            return self.generator.map(z, self._labels(n, labels), 1.0 if truncation is None else float(truncation))
+
+    @torch.no_grad()
+    def synthesize(self, ws: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+        """W+ latents (N, num_ws, w_dim) or W (N, w_dim) -> uint8 images (N, C, H, W)."""
+        ws = self._as_ws(ws)
+        outs = [self.generator.synthesis(ws[i : i + batch_size], "const").float().cpu() for i in range(0, len(ws), batch_size)]
+        out = torch.cat(outs) if outs else torch.empty(0, *self.shape)
+        return ((out.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+    def _as_ws(self, ws: torch.Tensor | np.ndarray) -> torch.Tensor:
+        ws = torch.as_tensor(np.asarray(ws) if not isinstance(ws, torch.Tensor) else ws, dtype=torch.float32).to(self.device)
+        if ws.dim() == 1:
+            ws = ws[None]
+        if ws.dim() == 2 and ws.shape[-1] == self.w_dim and ws.shape[0] != self.num_ws:
+            ws = ws[:, None].repeat(1, self.num_ws, 1)
+        elif ws.dim() == 2:
+            ws = ws[None]
+        if ws.dim() != 3 or tuple(ws.shape[1:]) != (self.num_ws, self.w_dim):
+            raise GancvError(f"latent of shape {tuple(ws.shape)} does not fit this model: it takes w ({self.w_dim},) "
+                             f"or w+ ({self.num_ws}, {self.w_dim}); was it projected with another model?")
+        return ws
+
+    def sample(self, n: int, labels: int | Sequence[int] | torch.Tensor | None = None, seed: int | None = None,
+               truncation: float | None = None, direction: int | None = None, strength: float = 0.0) -> torch.Tensor:
+        """``n`` images; ``truncation`` is psi in W; ``direction``/``strength`` move along a SeFa direction."""
+        if not isinstance(n, int) or n < 1:
+            raise GancvError(f"number of samples must be a positive integer, got {n!r}")
+        ws = self.ws(n, labels, seed, truncation)
+        if direction is not None:
+            ws = self.edit(ws, self.direction(direction), strength)
+        return self.synthesize(ws)
+
+    # ---- style mixing --------------------------------------------------------------------------
+    def style_mix(self, rows: int = 4, cols: int = 4, seed: int | None = None, truncation: float | None = None,
+                  cutoff: int | None = None) -> torch.Tensor:
+        """The paper's mixing grid, (rows+1)*(cols+1) images row-major: the top row holds the column
+        sources, the left column the row sources, and cell (r, c) takes layers < cutoff (coarse styles)
+        from row source r and the rest from column source c. The top-left cell is blank."""
+        cutoff = self.num_ws // 2 if cutoff is None else cutoff
+        if not 1 <= cutoff < self.num_ws:
+            raise GancvError(f"--cutoff must be in 1..{self.num_ws - 1} (this model has {self.num_ws} style layers), got {cutoff}")
+        if rows < 1 or cols < 1:
+            raise GancvError(f"style mixing needs rows >= 1 and cols >= 1, got {rows} and {cols}")
+        ws = self.ws(rows + cols, None, seed, truncation)
+        row_ws, col_ws = ws[:rows], ws[rows:]
+        mixed = col_ws[None].repeat(rows, 1, 1, 1)  # (rows, cols, num_ws, w_dim)
+        mixed[:, :, :cutoff] = row_ws[:, None, :cutoff]
+        images = self.synthesize(torch.cat([row_ws, col_ws, mixed.flatten(0, 1)]))
+        blank = torch.zeros_like(images[:1])
+        grid = [blank, images[rows : rows + cols]]
+        for r in range(rows):
+            grid += [images[r : r + 1], images[rows + cols + r * cols : rows + cols + (r + 1) * cols]]
+        return torch.cat(grid)
+
+    # ---- latent directions ---------------------------------------------------------------------
+    def directions(self, method: str = "sefa", num: int | None = None, samples_per_class: int = 500,
+                   seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """Unit directions in W, (k, w_dim), with their scores (eigenvalues for SeFa, accuracy for labels)."""
+        from ..directions import label_directions, sefa
+
+        if method == "sefa":
+            dirs, scores = sefa(self.generator)
+        elif method == "labels":
+            if not self.conditional:
+                raise GancvError("label directions need a class-conditional model (trained with conditional=true); "
+                                 "use --method sefa")
+            dirs, scores = label_directions(self, samples_per_class, seed)
+        else:
+            raise GancvError(f"unknown direction method {method!r}; choose sefa or labels")
+        return (dirs[:num], scores[:num]) if num else (dirs, scores)
+
+    def direction(self, index: int, method: str = "sefa") -> torch.Tensor:
+        dirs, _ = self.directions(method)
+        if not 0 <= index < len(dirs):
+            raise GancvError(f"--direction {index} is out of range; this model has directions 0..{len(dirs) - 1}")
+        return dirs[index]
+
+    def edit(self, ws: torch.Tensor, direction: torch.Tensor, strength: float | torch.Tensor,
+             layers: slice | None = None) -> torch.Tensor:
+        """Move latents along a unit direction: ws + strength * direction (on ``layers``, default all)."""
+        ws = self._as_ws(ws).clone()
+        ws[:, layers or slice(None)] += torch.as_tensor(strength, dtype=ws.dtype, device=ws.device).reshape(-1, 1, 1) * direction.to(ws)
+        return ws
+
+    def direction_grid(self, direction: torch.Tensor, ws: torch.Tensor, strength: float = 3.0, steps: int = 7) -> torch.Tensor:
+        """Rows of edits (-strength ... +strength) for each latent in ``ws``: uint8 (rows*steps, C, H, W)."""
+        ws = self._as_ws(ws)
+        s = torch.linspace(-strength, strength, steps, device=self.device)
+        edited = torch.cat([self.edit(w[None].expand(steps, -1, -1), direction, s) for w in ws])
+        return self.synthesize(edited)
+
+    # ---- inversion -----------------------------------------------------------------------------
+    def project(self, target: torch.Tensor, steps: int = 300, w_plus: bool = True, lr: float = 0.05,
+                seed: int = 0, frames: int = 24) -> Any:
+        from ..inversion import project
+
+        return project(self.generator, target, steps=steps, w_plus=w_plus, lr=lr, seed=seed, frames=frames)
+
+    # ---- interpolation in W --------------------------------------------------------------------
+    def interpolate(self, steps: int = 8, rows: int = 4, seed: int | None = None,
+                    labels: int | Sequence[int] | None = None, method: str | None = None) -> torch.Tensor:
+        """``rows`` walks between random points of W (``lerp``, the default, or ``slerp``), ``steps`` frames each."""
+        method = method or "lerp"
+        if steps < 2 or rows < 1:
+            raise GancvError(f"interpolate needs steps >= 2 and rows >= 1, got steps={steps}, rows={rows}")
+        if method not in ("lerp", "slerp"):
+            raise GancvError(f"interpolation method must be lerp or slerp, got {method!r}")
+        if labels is not None and not isinstance(labels, int):
+            labels = [int(v) for v in labels for _ in range(2)]  # one label per walk: both ends share it
+        lab = self._labels(2 * rows, labels)
+        z = self.noise(2 * rows, seed)
+        with torch.no_grad():
+            w = self.generator.map(z, lab)[:, 0].view(rows, 2, self.w_dim)
+        t = torch.linspace(0, 1, steps, device=self.device)
+        if method == "lerp":
+            path = w[:, :1] + (w[:, 1:] - w[:, :1]) * t[None, :, None]
+        else:
+            path = torch.stack([slerp(w[r, 0], w[r, 1], t) for r in range(rows)])
+        return self.synthesize(path.reshape(rows * steps, self.w_dim))
+
+
+StyleGANTask.inference = StyleGANModel
