@@ -6,10 +6,11 @@ from gancv.models import DISCRIMINATORS, GENERATORS, build
 from gancv.models.dcgan import stages_for
 
 SHAPES = {"mlp": [(1, 28, 28), (3, 16, 16), (2,)], "dcgan": [(1, 28, 28), (3, 32, 32), (1, 16, 16), (3, 64, 64)],
-          "stylegan": [(1, 16, 16), (3, 32, 32)]}
-SMALL = {"mlp": {"hidden": [32, 32]}, "dcgan": {"width": 8},
+          "stylegan": [(1, 16, 16), (3, 32, 32)], "resnet": [(3, 32, 32), (1, 16, 16), (3, 64, 64), (1, 28, 28)]}
+SMALL = {"mlp": {"hidden": [32, 32]}, "dcgan": {"width": 8}, "resnet": {"width": 16},
          "stylegan": {"channel_base": 64, "channel_max": 16, "w_dim": 16, "mapping_layers": 2}}
-SMALL_D = {"mlp": {"hidden": [32, 16]}, "dcgan": {"width": 8}, "stylegan": {"channel_base": 64, "channel_max": 16, "cmap_dim": 8}}
+SMALL_D = {"mlp": {"hidden": [32, 16]}, "dcgan": {"width": 8}, "resnet": {"width": 8},
+           "stylegan": {"channel_base": 64, "channel_max": 16, "cmap_dim": 8}}
 
 
 def cases(registry):

@@ -45,6 +45,8 @@ class TrainConfig:
     beta2: float = 0.999
     n_critic: int = 1
     ema_kimg: float = 0.0  # generator EMA half-life in thousands of images; 0 = off
+    # regularisers (gancv.losses.REGULARIZERS); a weight of 0 switches one off
+    gp_weight: float = 0.0  # WGAN-GP lambda (10 in the paper); only with loss=wasserstein
     r1_gamma: float = 0.0  # R1 gamma; its own D phase every r1_every steps, scaled by r1_every (StyleGAN2)
     r1_every: int = 16
     # StyleGAN (task=stylegan): path-length regulariser (0 = off; the paper: 2, every 4 steps) and
@@ -52,6 +54,19 @@ class TrainConfig:
     pl_weight: float = 0.0
     pl_every: int = 4
     style_mixing: float = 0.0
+    lecam_weight: float = 0.0  # LeCam lambda (0.3 in the paper); anchors are EMAs with lecam_decay
+    lecam_decay: float = 0.99
+    acgan_weight: float = 1.0  # weight of the auxiliary-classifier CE when discriminator.conditioning=acgan
+    # differentiable augmentation of D's inputs (gancv.augment): "" = off, e.g. "color,translation,cutout"
+    augment: str = ""
+    ada_target: float = 0.0  # > 0: adaptive probability tuned so E[sign D(real)] -> target (ADA: 0.6)
+    ada_kimg: float = 100.0  # p can move 0 -> 1 in this many thousand real images
+    ada_interval: int = 4  # D steps between p updates
+    # divergence guard: roll back to the last good checkpoint on a non-finite loss or exploding gradient
+    guard: bool = True
+    guard_grad_norm: float = 1e6  # a gradient norm above this counts as exploding; 0 = only non-finite
+    guard_lr_factor: float = 0.5  # learning rates are multiplied by this at each rollback
+    guard_max_rollbacks: int = 3
     # bookkeeping
     seed: int = 0
     device: str = "auto"
@@ -267,6 +282,41 @@ def validate(cfg: DictConfig) -> None:
     for section in ("generator", "discriminator"):
         if "name" not in cfg[section]:
             raise GancvError(f"{section} needs a name, e.g. {section}.name=dcgan")
+    validate_training_recipe(cfg)
+
+
+def validate_training_recipe(cfg: DictConfig) -> None:
+    """Regulariser/loss/augmentation combinations that cannot work, with the change that fixes them."""
+    from .augment import parse_policy
+    from .losses import GP_LOSSES, LOSSES
+
+    LOSSES.get(cfg.loss)  # an unknown loss names the valid ones
+    for key in ("gp_weight", "r1_gamma", "lecam_weight", "acgan_weight", "ada_target", "guard_grad_norm"):
+        if cfg[key] < 0:
+            raise GancvError(f"{key} must be >= 0, got {cfg[key]}")
+    if cfg.gp_weight > 0 and cfg.loss not in GP_LOSSES:
+        raise GancvError(f"gp_weight={cfg.gp_weight} is the WGAN-GP penalty, which loss={cfg.loss} does not use; "
+                         f"set loss=wasserstein, or gp_weight=0 and use r1_gamma for {cfg.loss}")
+    spectral = bool(cfg.discriminator.get("spectral_norm", False))
+    if cfg.loss in GP_LOSSES and cfg.gp_weight == 0 and not spectral:
+        raise GancvError(f"loss={cfg.loss} needs a Lipschitz constraint on D or it diverges; "
+                         "add gp_weight=10 or discriminator.spectral_norm=true")
+    if cfg.r1_every < 1:
+        raise GancvError(f"r1_every must be >= 1, got {cfg.r1_every}")
+    if not 0 <= cfg.lecam_decay < 1:
+        raise GancvError(f"lecam_decay must be in [0, 1), got {cfg.lecam_decay}")
+    if cfg.augment:
+        parse_policy(cfg.augment)
+    if cfg.ada_target > 0 and not cfg.augment:
+        raise GancvError(f"ada_target={cfg.ada_target} tunes the augmentation probability, but augment is empty; "
+                         "set augment=color,translation,cutout (or ada_target=0)")
+    if cfg.ada_target >= 1:
+        raise GancvError(f"ada_target must be in (0, 1) (ADA uses 0.6), got {cfg.ada_target}")
+    if cfg.ada_kimg <= 0 or cfg.ada_interval < 1:
+        raise GancvError(f"ada_kimg must be > 0 and ada_interval >= 1, got {cfg.ada_kimg} and {cfg.ada_interval}")
+    if not 0 < cfg.guard_lr_factor <= 1 or cfg.guard_max_rollbacks < 0:
+        raise GancvError(f"guard_lr_factor must be in (0, 1] and guard_max_rollbacks >= 0, "
+                         f"got {cfg.guard_lr_factor} and {cfg.guard_max_rollbacks}")
 
 
 def save_config(cfg: DictConfig, path: Path) -> None:

@@ -96,3 +96,34 @@ def gradient_penalty(D: Callable[..., Tensor], real: Tensor, fake: Tensor, label
     x_hat = (alpha * real.detach() + (1 - alpha) * fake.detach()).requires_grad_(True)
     (grad,) = torch.autograd.grad(D(x_hat, labels).sum(), x_hat, create_graph=True)
     return (grad.flatten(1).norm(2, dim=1) - 1).square().mean()
+
+
+def lecam_penalty(real: Tensor, fake: Tensor, anchor_real: Tensor, anchor_fake: Tensor) -> Tensor:
+    """LeCam (Tseng et al. 2021): pull D(real) towards the EMA of D(fake) and D(fake) towards the EMA of
+    D(real), only where they overshoot; bounds D's outputs on limited data. The anchors are the
+    caller's state (the task keeps them), so this stays a pure function."""
+    return F.relu(real - anchor_fake).square().mean() + F.relu(anchor_real - fake).square().mean()
+
+
+def acgan_class_loss(class_logits: Tensor, labels: Tensor) -> Tensor:
+    """ACGAN (Odena et al. 2017): cross-entropy of D's auxiliary classifier on the true class."""
+    return F.cross_entropy(class_logits, labels)
+
+
+@dataclass(frozen=True)
+class Regularizer:
+    name: str
+    fn: Callable[..., Tensor]
+    config_key: str  # the TrainConfig weight that switches it on
+
+
+REGULARIZERS = Registry("regularizer")
+REGULARIZERS.register("gradient-penalty", Regularizer("gradient-penalty", gradient_penalty, "gp_weight"),
+                      description="WGAN-GP two-sided penalty on interpolates (gp_weight, with loss=wasserstein)")
+REGULARIZERS.register("r1", Regularizer("r1", r1_penalty, "r1_gamma"),
+                      description="R1 on real data, lazily every r1_every steps (r1_gamma)")
+REGULARIZERS.register("lecam", Regularizer("lecam", lecam_penalty, "lecam_weight"),
+                      description="LeCam: D outputs anchored to EMAs of the other side's outputs (lecam_weight)")
+
+# Losses whose critic is only meaningful under a gradient penalty, and the ones that pair with it.
+GP_LOSSES = ("wasserstein",)

@@ -11,6 +11,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from ..nn import spectral_norm_all
 from .base import ConfigModule, check_shape, register
 
 
@@ -75,7 +76,8 @@ class DCGANGenerator(ConfigModule):
 
 @register("discriminator", "dcgan", "DCGAN strided-conv discriminator (16-128 px, gray or RGB)")
 class DCGANDiscriminator(ConfigModule):
-    def __init__(self, shape: Sequence[int] = (1, 32, 32), width: int = 64, num_classes: int = 0):
+    def __init__(self, shape: Sequence[int] = (1, 32, 32), width: int = 64, num_classes: int = 0,
+                 spectral_norm: bool = False):
         super().__init__()
         c, h, w = shape
         if h != w:
@@ -87,10 +89,14 @@ class DCGANDiscriminator(ConfigModule):
         self.embed = nn.Embedding(num_classes, num_classes) if num_classes else None
         layers: list[nn.Module] = [nn.Conv2d(c + num_classes, widths[0], 4, 2, 1), nn.LeakyReLU(0.2, True)]
         for cin, cout in zip(widths[:-1], widths[1:]):
-            layers += [nn.Conv2d(cin, cout, 4, 2, 1, bias=False), nn.BatchNorm2d(cout), nn.LeakyReLU(0.2, True)]
+            # SN-DCGAN (Miyato et al.) drops D's BatchNorm: spectral norm is the normaliser there.
+            norm: list[nn.Module] = [] if spectral_norm else [nn.BatchNorm2d(cout)]
+            layers += [nn.Conv2d(cin, cout, 4, 2, 1, bias=spectral_norm), *norm, nn.LeakyReLU(0.2, True)]
         layers.append(nn.Conv2d(widths[-1], 1, base, 1, 0))
         self.net = nn.Sequential(*layers)
         self.apply(dcgan_init)
+        if spectral_norm:
+            spectral_norm_all(self)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         check_shape("DCGANDiscriminator input", x, (None, *self.shape))

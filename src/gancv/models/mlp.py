@@ -13,6 +13,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
+from ..nn import spectral_norm_all
 from .base import ConfigModule, check_shape, register
 
 
@@ -54,7 +55,7 @@ class MLPGenerator(ConfigModule):
 @register("discriminator", "mlp", "classic fully connected discriminator (image -> 512 -> 256 -> 1)")
 class MLPDiscriminator(ConfigModule):
     def __init__(self, shape: Sequence[int] = (1, 28, 28), hidden: Sequence[int] = (512, 256),
-                 dropout: float = 0.3, num_classes: int = 0):
+                 dropout: float = 0.3, num_classes: int = 0, spectral_norm: bool = False):
         super().__init__()
         self.shape, self.num_classes = tuple(shape), num_classes
         self.embed = nn.Embedding(num_classes, num_classes) if num_classes else None
@@ -67,6 +68,8 @@ class MLPDiscriminator(ConfigModule):
             width = h
         layers.append(nn.Linear(width, 1))
         self.net = nn.Sequential(*layers)
+        if spectral_norm:
+            spectral_norm_all(self)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         check_shape("MLPDiscriminator input", x, (None, *self.shape))

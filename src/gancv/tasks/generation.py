@@ -11,7 +11,8 @@ from torch import nn
 from .. import __version__
 from ..data import DataBundle
 from ..errors import GancvError
-from ..losses import LOSSES
+from ..augment import AdaptiveP, augment, parse_policy
+from ..losses import LOSSES, acgan_class_loss, gradient_penalty, lecam_penalty, r1_penalty
 from ..models import build
 from ..training.checkpoint import atomic_write_json, save_weights
 from ..training.loop import OptimizerSpec, Phase
@@ -31,10 +32,23 @@ class GenerationTask:
         self.num_classes = bundle.num_classes if cfg.conditional else 0
         if cfg.conditional and bundle.num_classes == 0:
             raise GancvError(f"conditional=true needs labelled data, but {cfg.data} has no classes; set conditional=false")
+        conditioning = cfg.discriminator.get("conditioning")
+        if conditioning in ("projection", "acgan") and not self.num_classes:
+            raise GancvError(f"discriminator.conditioning={conditioning} needs class labels: set conditional=true "
+                             "with labelled data, or drop discriminator.conditioning")
         shape = list(bundle.shape)
         self.G = build("generator", {**cfg.generator, "shape": shape, "z_dim": cfg.z_dim, "num_classes": self.num_classes})
         self.D = build("discriminator", {**cfg.discriminator, "shape": shape, "num_classes": self.num_classes})
         self.loss = LOSSES.get(cfg.loss)
+        # ACGAN: D has an auxiliary class head and no label input; its CE joins both players' losses.
+        self.acgan = bool(getattr(self.D, "aux_classifier", False))
+        self.policy = parse_policy(cfg.augment) if cfg.augment else []
+        if self.policy and bundle.kind != "image":
+            raise GancvError(f"augment={cfg.augment} transforms images, but {cfg.data} is {bundle.kind}; set augment=''")
+        self.ada = (AdaptiveP(cfg.ada_target, cfg.batch_size, device, cfg.ada_interval, cfg.ada_kimg)
+                    if cfg.ada_target > 0 else None)
+        # LeCam anchors: EMAs of mean D(real) and D(fake), training state checkpointed with the run.
+        self.lecam_anchors = torch.zeros(2, device=device)
         self.networks: dict[str, nn.Module] = {"generator": self.G, "discriminator": self.D}
         betas = (cfg.beta1, cfg.beta2)
         self.optimizers = {
@@ -53,29 +67,88 @@ class GenerationTask:
         return torch.randn(n, self.cfg.z_dim, device=self.device, generator=self.rng)
 
     def phases(self) -> list[Phase]:
-        return [
-            Phase("D", "discriminator", self.d_step, repeats=self.cfg.n_critic),
-            Phase("G", "generator", self.g_step),
-        ]
+        phases = [Phase("D", "discriminator", self.d_step, repeats=self.cfg.n_critic)]
+        if self.cfg.r1_gamma > 0:
+            phases.append(Phase("Dreg", "discriminator", self.d_reg_step, every=self.cfg.r1_every))
+        phases.append(Phase("G", "generator", self.g_step))
+        return phases
 
     def _labels(self, labels: torch.Tensor | None) -> torch.Tensor | None:
         return labels if self.num_classes else None
 
+    def run_D(self, x: torch.Tensor, labels: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """D on augmented input (the same pipeline for real and fake): (logits, class logits or None)."""
+        if self.policy:
+            x = augment(x, self.policy, self.rng, self.ada.p if self.ada is not None else 1.0)
+        if self.acgan:
+            return self.D.forward_with_aux(x)
+        return self.D(x, labels), None
+
+    def _d_logits(self, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        return self.run_D(x, labels)[0]
+
     def d_step(self, batch: Batch) -> dict[str, torch.Tensor]:
         real, labels = batch
         labels = self._labels(labels)
+        cfg = self.cfg
         with torch.no_grad():
             fake = self.G(self.noise(real.shape[0]), labels)
-        d_real, d_fake = self.D(real, labels), self.D(fake, labels)
-        loss = self.loss.d_loss(d_real, d_fake)
-        return {"loss": loss, "d_loss": loss.detach(), "d_real": d_real.detach().mean(), "d_fake": d_fake.detach().mean()}
+        (d_real, c_real), (d_fake, c_fake) = self.run_D(real, labels), self.run_D(fake, labels)
+        adv = self.loss.d_loss(d_real, d_fake)
+        loss = adv
+        logs: dict[str, torch.Tensor] = {}
+        if cfg.gp_weight > 0:
+            gp = gradient_penalty(self._d_logits, real, fake, labels, generator=self.rng)
+            loss = loss + cfg.gp_weight * gp
+            logs["gp"] = gp.detach()
+        if cfg.lecam_weight > 0:
+            lc = lecam_penalty(d_real, d_fake, self.lecam_anchors[0], self.lecam_anchors[1])
+            loss = loss + cfg.lecam_weight * lc
+            logs["lecam"] = lc.detach()
+            with torch.no_grad():
+                means = torch.stack([d_real.mean(), d_fake.mean()]).to(self.lecam_anchors.dtype)
+                self.lecam_anchors.lerp_(means, 1.0 - cfg.lecam_decay)
+        if self.acgan:
+            ce = acgan_class_loss(c_real, labels) + acgan_class_loss(c_fake, labels)
+            loss = loss + cfg.acgan_weight * ce
+            logs["d_class"] = ce.detach()
+        if self.ada is not None:
+            self.ada.observe(d_real)
+            logs["aug_p"] = self.ada.p.clone()
+        return {"loss": loss, "d_loss": adv.detach(), "d_real": d_real.detach().mean(),
+                "d_fake": d_fake.detach().mean(), **logs}
+
+    def d_reg_step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """Lazy R1: run every r1_every steps and scaled by r1_every, so its average strength is gamma/2 (StyleGAN2)."""
+        real, labels = batch
+        penalty = r1_penalty(self._d_logits, real, self._labels(labels))
+        return {"loss": penalty * (self.cfg.r1_gamma / 2 * self.cfg.r1_every), "r1": penalty.detach()}
 
     def g_step(self, batch: Batch) -> dict[str, torch.Tensor]:
         real, labels = batch
         labels = self._labels(labels)
         fake = self.G(self.noise(real.shape[0]), labels)
-        loss = self.loss.g_loss(self.D(fake, labels))
-        return {"loss": loss, "g_loss": loss.detach()}
+        d_fake, c_fake = self.run_D(fake, labels)
+        loss = self.loss.g_loss(d_fake)
+        logs = {"g_loss": loss.detach()}
+        if self.acgan:
+            ce = acgan_class_loss(c_fake, labels)
+            loss = loss + self.cfg.acgan_weight * ce
+            logs["g_class"] = ce.detach()
+        return {"loss": loss, **logs}
+
+    # ---- training state the loop checkpoints with the networks ----------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        state: dict[str, Any] = {"lecam_anchors": self.lecam_anchors.detach().cpu()}
+        if self.ada is not None:
+            state["ada"] = self.ada.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if "lecam_anchors" in state:
+            self.lecam_anchors.copy_(state["lecam_anchors"])
+        if self.ada is not None and "ada" in state:
+            self.ada.load_state_dict(state["ada"])
 
     # ---- outputs -----------------------------------------------------------------------------
     @torch.no_grad()

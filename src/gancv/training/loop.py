@@ -173,7 +173,8 @@ class Trainer:
     def run(self) -> Path:
         cfg = self.cfg
         sums: dict[str, torch.Tensor] = {}
-        count, t0, images0 = 0, time.perf_counter(), 0
+        counts: dict[str, int] = {}  # per key: lazy phases (R1 every N steps) log fewer values than steps
+        t0, images0 = time.perf_counter(), 0
         for net in self.networks.values():
             net.train()
         progress = Progress(
@@ -186,17 +187,17 @@ class Trainer:
                 losses = self.train_step()
                 for k, v in losses.items():  # summed on the device: no host sync until the log step
                     sums[k] = sums[k] + v if k in sums else v.clone()
-                count += 1
+                    counts[k] = counts.get(k, 0) + 1
                 images0 += cfg.batch_size
                 if self.step % cfg.log_every == 0 or self.step == cfg.steps:
                     elapsed = time.perf_counter() - t0
-                    row = {"step": self.step, **{k: round(float(v) / count, 6) for k, v in sums.items()},
+                    row = {"step": self.step, **{k: round(float(v) / counts[k], 6) for k, v in sums.items()},
                            "img_per_s": round(images0 / max(elapsed, 1e-9), 1), "time": round(time.time(), 3),
                            **{f"lr_{k}": o.param_groups[0]["lr"] for k, o in self.optimizers.items()}}
                     self._append_metrics(row)
                     info = "  ".join(f"{k}={row[k]:.3f}" for k in sums) + f"  {row['img_per_s']:.0f} img/s"
                     progress.update(bar, completed=self.step, info=info)
-                    sums, count, t0, images0 = {}, 0, time.perf_counter(), 0
+                    sums, counts, t0, images0 = {}, {}, time.perf_counter(), 0
                 if self.step % cfg.sample_every == 0 and self.step < cfg.steps:
                     self.preview()
                 if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
