@@ -46,12 +46,14 @@ def presets() -> None:
 @app.command()
 def models() -> None:
     """List registered networks, losses, data sets and tasks."""
+    from .augment import AUGMENTS
     from .data import DATASETS
-    from .losses import LOSSES
+    from .losses import LOSSES, REGULARIZERS
     from .models import DISCRIMINATORS, GENERATORS
     from .tasks import TASKS
 
     for title, reg in [("generators", GENERATORS), ("discriminators", DISCRIMINATORS), ("losses", LOSSES),
+                       ("regularizers", REGULARIZERS), ("augments", AUGMENTS),
                        ("datasets", DATASETS), ("tasks", TASKS)]:
         table = Table(title, "description", box=None)
         for name, desc in reg.describe().items():
