@@ -24,6 +24,7 @@ from ..device import resolve_device
 from ..errors import GancvError
 from .checkpoint import atomic_write_bytes, checkpoint_dirs, load_state, load_weights, save_checkpoint
 from .ema import EMA
+from .guard import DivergenceGuard
 from .stream import Batch, BatchStream
 
 Losses = dict[str, torch.Tensor]
@@ -93,6 +94,8 @@ class Trainer:
         )
         self.stream = BatchStream(self.bundle, cfg.batch_size, self.device, cfg.seed, cfg.num_workers)
         self.step = 0
+        self.guard = DivergenceGuard(self.device, cfg.guard_grad_norm) if cfg.guard else None
+        self.rollbacks = 0  # divergence-guard rollbacks so far; learning rates are scaled by factor**rollbacks
         if resume:
             self._resume()
         else:
@@ -115,6 +118,7 @@ class Trainer:
             "stream": self.stream.state(),
             # Task-side training state (augmentation probability, image pools, extra streams...).
             "task": self.task.state_dict() if hasattr(self.task, "state_dict") else {},
+            "guard": {"rollbacks": self.rollbacks},
         }
         path = save_checkpoint(self.out, self.step, self.checkpoint_networks(), state, self.cfg.keep_checkpoints)
         self.task.export(self.out / "model", self.export_networks())
@@ -131,6 +135,11 @@ class Trainer:
         if not found:
             raise GancvError(f"{self.out} has no complete checkpoint to resume from; start it again without --resume")
         ckpt = found[-1]
+        state = self._load_checkpoint(ckpt)
+        self.rollbacks = int(state.get("guard", {}).get("rollbacks", 0))
+        self.log(f"resumed from {ckpt} at step {self.step}")
+
+    def _load_checkpoint(self, ckpt: Path) -> dict[str, Any]:
         state = load_state(ckpt / "state.pt")
         for name, module in self.checkpoint_networks().items():
             load_weights(module, ckpt / f"{name}.safetensors", self.device)
@@ -147,7 +156,37 @@ class Trainer:
         if metrics.is_file():
             keep = [ln for ln in metrics.read_text().splitlines() if _line_step(ln) <= self.step]
             metrics.write_text("".join(ln + "\n" for ln in keep))
-        self.log(f"resumed from {ckpt} at step {self.step}")
+        return state
+
+    def _rollback(self, reason: str) -> None:
+        """Divergence: back to the last good checkpoint with lower learning rates, or give up after K tries."""
+        cfg, bad_step = self.cfg, self.step
+        ckpt = checkpoint_dirs(self.out)[-1]
+        if self.rollbacks >= cfg.guard_max_rollbacks:
+            raise GancvError(
+                f"training diverged ({reason}) by step {bad_step} after {self.rollbacks} rollback(s) with learning "
+                f"rates down to x{cfg.guard_lr_factor ** self.rollbacks:g}; the last good checkpoint is {ckpt}. "
+                "Lower lr_g/lr_d, add r1_gamma or discriminator.spectral_norm=true, or raise guard_max_rollbacks")
+        self.rollbacks += 1
+        self._load_checkpoint(ckpt)
+        scale = cfg.guard_lr_factor ** self.rollbacks
+        for name, opt in self.optimizers.items():
+            for group in opt.param_groups:
+                group["lr"] = self.task.optimizers[name].lr * scale
+        self.guard.reset()  # type: ignore[union-attr]
+        event = {"step": self.step, "event": "rollback", "reason": reason, "bad_step": bad_step,
+                 "rollback": self.rollbacks, "lr_scale": scale, "time": round(time.time(), 3)}
+        self._append_metrics(event)
+        self.log(f"divergence guard: {reason} by step {bad_step}; rolled back to step {self.step}, "
+                 f"learning rates x{scale:g} (rollback {self.rollbacks} of at most {cfg.guard_max_rollbacks})")
+
+    def _diverged(self) -> str | None:
+        if self.guard is None:
+            return None
+        reason = self.guard.check()
+        if reason is None:
+            self.guard.reset()
+        return reason
 
     # ---- the loop ----------------------------------------------------------------------------
     def train_step(self) -> Losses:
@@ -163,6 +202,8 @@ class Trainer:
                 losses = phase.fn(self.stream.next())
                 opt.zero_grad(set_to_none=True)
                 losses["loss"].backward()
+                if self.guard is not None:
+                    self.guard.observe(losses["loss"], (p for g in opt.param_groups for p in g["params"]))
                 opt.step()
             logged.update({k: v for k, v in losses.items() if k != "loss"})
         if self.ema is not None:
@@ -181,15 +222,25 @@ class Trainer:
             TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
             TimeRemainingColumn(), disable=not cfg.progress, transient=False,
         )
+        if self.guard is not None and not checkpoint_dirs(self.out):
+            self.save()  # the initial state is the rollback target until the first real checkpoint
         with progress:
             bar = progress.add_task("train", total=cfg.steps, completed=self.step, info="")
             while self.step < cfg.steps:
                 losses = self.train_step()
+                at_log = self.step % cfg.log_every == 0 or self.step == cfg.steps
+                at_save = self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps
+                at_sample = self.step % cfg.sample_every == 0
+                if (at_log or at_save or at_sample) and (reason := self._diverged()):
+                    self._rollback(reason)  # never log, preview or checkpoint a poisoned state
+                    sums, counts, t0, images0 = {}, {}, time.perf_counter(), 0
+                    progress.update(bar, completed=self.step)
+                    continue
                 for k, v in losses.items():  # summed on the device: no host sync until the log step
                     sums[k] = sums[k] + v if k in sums else v.clone()
                     counts[k] = counts.get(k, 0) + 1
                 images0 += cfg.batch_size
-                if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+                if at_log:
                     elapsed = time.perf_counter() - t0
                     row = {"step": self.step, **{k: round(float(v) / counts[k], 6) for k, v in sums.items()},
                            "img_per_s": round(images0 / max(elapsed, 1e-9), 1), "time": round(time.time(), 3),
@@ -198,9 +249,9 @@ class Trainer:
                     info = "  ".join(f"{k}={row[k]:.3f}" for k in sums) + f"  {row['img_per_s']:.0f} img/s"
                     progress.update(bar, completed=self.step, info=info)
                     sums, counts, t0, images0 = {}, {}, time.perf_counter(), 0
-                if self.step % cfg.sample_every == 0 and self.step < cfg.steps:
+                if at_sample and self.step < cfg.steps:
                     self.preview()
-                if self.step % cfg.checkpoint_every == 0 or self.step == cfg.steps:
+                if at_save:
                     self.save()
             progress.update(bar, completed=self.step)
         self.preview()

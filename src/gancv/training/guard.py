@@ -1,0 +1,44 @@
+"""Divergence guard: a NaN/inf loss or an exploding gradient never silently poisons a run.
+
+Detection stays on the device: after each backward the guard ORs "non-finite loss or gradient
+norm" into a flag tensor and keeps the running maximum gradient norm, so a training step costs
+no host sync. The loop reads the flag (one sync) only where it matters: at log steps, before
+previews and before every checkpoint, so a poisoned state is never written. On a hit the loop
+rolls back to the last good checkpoint and lowers the learning rates (``Trainer._rollback``).
+"""
+from __future__ import annotations
+
+from typing import Iterable
+
+import torch
+
+
+class DivergenceGuard:
+    def __init__(self, device: torch.device, grad_limit: float):
+        self.grad_limit = grad_limit  # 0: only non-finite values count
+        self.nonfinite = torch.zeros((), dtype=torch.bool, device=device)
+        self.max_norm = torch.zeros((), device=device)
+
+    @torch.no_grad()
+    def observe(self, loss: torch.Tensor, params: Iterable[torch.nn.Parameter]) -> None:
+        """Call after ``backward`` and before ``optimizer.step``."""
+        grads = [p.grad for p in params if p.grad is not None]
+        bad = ~torch.isfinite(loss.detach())
+        if grads:
+            norm = torch.nn.utils.get_total_norm(grads, error_if_nonfinite=False).to(self.max_norm.dtype)
+            bad = bad | ~torch.isfinite(norm)
+            self.max_norm = torch.maximum(self.max_norm, torch.nan_to_num(norm, nan=0.0, posinf=0.0))
+        self.nonfinite |= bad
+
+    def check(self) -> str | None:
+        """A reason string when the run diverged since the last reset, else None (one host sync)."""
+        flag, norm = torch.stack([self.nonfinite.float(), self.max_norm.float()]).tolist()
+        if flag:
+            return "non-finite loss or gradient"
+        if self.grad_limit and norm > self.grad_limit:
+            return f"gradient norm {norm:.3g} above guard_grad_norm={self.grad_limit:g}"
+        return None
+
+    def reset(self) -> None:
+        self.nonfinite.zero_()
+        self.max_norm.zero_()
