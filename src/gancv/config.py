@@ -138,6 +138,34 @@ register_preset(
     z_dim=2, log_every=100, sample_every=500, checkpoint_every=1000,
 )
 
+# ---- stable and class-conditional training (issue 3) -------------------------------------------
+register_preset(
+    "cgan-digits", "class-conditional DCGAN on the real 8x8 digits at 16 px (offline; gancv sample --class C)",
+    data="digits", image_size=16, channels=1, conditional=True, batch_size=64, steps=1500, ema_kimg=5.0,
+    log_every=50, sample_every=250, checkpoint_every=500, **_dcgan(32),
+)
+register_preset(
+    "cgan-mnist", "class-conditional DCGAN on MNIST (label embedding concatenated to z and to D's input), 28 px",
+    data="mnist", image_size=28, channels=1, conditional=True, batch_size=128, steps=10000, ema_kimg=10.0,
+    **_dcgan(64),
+)
+_SNGAN = dict(
+    data="cifar10", image_size=32, channels=3, z_dim=128, loss="hinge", batch_size=64, steps=50000, n_critic=5,
+    lr_g=2e-4, lr_d=2e-4, beta1=0.0, beta2=0.9, ema_kimg=10.0, log_every=100, sample_every=2000,
+    checkpoint_every=2000,
+    generator={"name": "resnet", "width": 256},
+    discriminator={"name": "resnet", "width": 128, "spectral_norm": True},
+)
+register_preset(
+    "sngan-cifar10", "SNGAN (Miyato et al.): ResNet G/D, spectral norm, hinge loss, n_critic=5, CIFAR-10 32 px",
+    **_SNGAN,
+)
+register_preset(
+    "cgan-cifar10", "class-conditional SNGAN: conditional BatchNorm G + projection D (Miyato & Koyama), CIFAR-10",
+    **{**_SNGAN, "conditional": True,
+       "discriminator": {"name": "resnet", "width": 128, "spectral_norm": True, "conditioning": "projection"}},
+)
+
 
 
 def _stylegan(channel_base: int, channel_max: int, w_dim: int, mapping_layers: int) -> dict[str, Any]:
