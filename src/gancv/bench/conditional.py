@@ -33,7 +33,7 @@ def cgan_digits(quick: bool = False, device: str = "auto", log: Callable[[str], 
     from ..api import load, train
     from ..config import make_config
 
-    overrides = [f"device={device}", "progress=false"] + (["steps=60", "log_every=20", "checkpoint_every=60"] if quick else [])
+    overrides = [f"device={device}", "progress=false"] + (["steps=30", "batch_size=32", "log_every=10", "checkpoint_every=30"] if quick else [])
     cfg = make_config("cgan-digits", overrides)
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
