@@ -329,8 +329,6 @@ def validate_training_recipe(cfg: DictConfig) -> None:
     if cfg.loss in GP_LOSSES and cfg.gp_weight == 0 and not spectral:
         raise GancvError(f"loss={cfg.loss} needs a Lipschitz constraint on D or it diverges; "
                          "add gp_weight=10 or discriminator.spectral_norm=true")
-    if cfg.r1_every < 1:
-        raise GancvError(f"r1_every must be >= 1, got {cfg.r1_every}")
     if not 0 <= cfg.lecam_decay < 1:
         raise GancvError(f"lecam_decay must be in [0, 1), got {cfg.lecam_decay}")
     if cfg.augment:
