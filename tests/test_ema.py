@@ -1,0 +1,42 @@
+"""Generator EMA: half-life in images, BatchNorm statistics copied, export and sampling use EMA weights."""
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import gancv
+from gancv.config import make_config
+from gancv.training.checkpoint import checkpoint_dirs
+from gancv.training.ema import EMA, ema_beta
+
+
+def test_half_life_in_images_is_independent_of_batch_size():
+    # After ema_kimg*1000 images the old weights have half the say, whatever the batch size.
+    for batch in (16, 64, 256):
+        steps = int(2000 / batch)
+        assert ema_beta(batch, 2.0) ** steps == pytest.approx(0.5, rel=0.05)
+
+
+def test_update_moves_towards_the_model_and_copies_buffers():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.BatchNorm1d(3))
+    ema = EMA(net, batch_size=1000, ema_kimg=1.0)  # beta = 0.5
+    before = ema.shadow[0].weight.clone()
+    with torch.no_grad():
+        net[0].weight.add_(1.0)
+        net[1].running_mean.fill_(3.0)
+    ema.update(net)
+    assert torch.allclose(ema.shadow[0].weight, before + 0.5)
+    assert torch.equal(ema.shadow[1].running_mean, net[1].running_mean)
+    assert not ema.shadow.training and not any(p.requires_grad for p in ema.shadow.parameters())
+
+
+def test_export_and_sampling_use_the_ema_weights(tiny_overrides, tmp_path):
+    run = gancv.train(make_config(None, tiny_overrides + ["ema_kimg=0.02"]), out=tmp_path / "ema")
+    last = checkpoint_dirs(run)[-1]
+    ema = load_file(str(last / "generator_ema.safetensors"))
+    raw = load_file(str(last / "generator.safetensors"))
+    exported = load_file(str(run / "model" / "generator.safetensors"))
+    assert all(torch.equal(exported[k], ema[k]) for k in ema)
+    assert any(not torch.equal(raw[k], ema[k]) for k in raw if raw[k].is_floating_point())
+    model = gancv.load(run, device="cpu")
+    assert all(torch.equal(model.generator.state_dict()[k], ema[k]) for k in ema)
