@@ -90,7 +90,10 @@ def train(
         if out is not None:
             _check_out_parent(out)
         run = api.train(cfg, out=out, log=console.print)
-    console.print(f"run written to [bold]{run}[/]  (model: {run / 'model'})")
+    from .training.distributed import env_dist
+
+    if env_dist().main:  # under torchrun every process gets here; one line is enough
+        console.print(f"run written to [bold]{run}[/]  (model: {run / 'model'})")
 
 
 @app.command()
@@ -351,8 +354,13 @@ def benchmark(
     quick: bool = typer.Option(False, "--quick", help="the small variant CI runs"),
     device: str = typer.Option("auto", "--device"),
     as_json: bool = typer.Option(False, "--json", help="print the result as one JSON line"),
+    model: Optional[str] = typer.Option(None, "--model", help="throughput: benchmark this generator only"),
+    batch: Optional[int] = typer.Option(None, "--batch", help="throughput: batch size"),
+    settings: Optional[List[str]] = typer.Option(None, "--set", help="throughput: config override key=value (repeatable)"),
 ) -> None:
     """Run a benchmark; prints its figures and the settings that produced them."""
+    import inspect
+
     from .bench import BENCHMARKS
 
     if name == "list":
@@ -360,8 +368,14 @@ def benchmark(
             print(f"{bname:20s} {desc}")
         return
     fn = BENCHMARKS.get(name)
+    extra = {k: v for k, v in {"model": model, "batch": batch, "overrides": settings}.items() if v}
+    accepted = inspect.signature(fn).parameters
+    for key in extra:
+        if key not in accepted:
+            flag = "--set" if key == "overrides" else f"--{key}"
+            raise GancvError(f"benchmark {name!r} does not take {flag}; drop it (see `gancv benchmark list`)")
     t0 = time.perf_counter()
-    result = fn(quick=quick, device=device, log=console.print)
+    result = fn(quick=quick, device=device, log=console.print, **extra)
     result.setdefault("seconds", round(time.perf_counter() - t0, 1))
     if as_json:
         _emit_json(result)

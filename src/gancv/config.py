@@ -67,6 +67,17 @@ class TrainConfig:
     guard_grad_norm: float = 1e6  # a gradient norm above this counts as exploding; 0 = only non-finite
     guard_lr_factor: float = 0.5  # learning rates are multiplied by this at each rollback
     guard_max_rollbacks: int = 3
+    # speed (gancv.training.precision): "auto" = on where it measurably helps on this device
+    amp: str = "auto"  # bf16 autocast for the networks (losses stay fp32): auto | bf16 | off
+    channels_last: str = "auto"  # NHWC memory format for conv nets: auto | on | off
+    fused_optim: str = "auto"  # fused Adam kernels: auto | on | off
+    compile: str = "auto"  # torch.compile G and D (falls back to eager on failure): auto | on | off
+    cuda_graph: str = "auto"  # capture the whole D+G step as one CUDA graph (small models): auto | on | off
+    grad_checkpoint: bool = False  # recompute generator activations in backward (less memory, more time)
+    cpu_threads: Optional[int] = None  # torch intra-op threads on CPU; None = torch's default
+    # scale (gancv.training.distributed; launch with torchrun for several processes)
+    grad_accum: int = 1  # micro-batches per optimiser step: batch_size is the global batch
+    sync_bn: bool = False  # SyncBatchNorm across processes (CUDA only)
     # bookkeeping
     seed: int = 0
     device: str = "auto"
@@ -286,7 +297,8 @@ class _open:
 
 
 def validate(cfg: DictConfig) -> None:
-    positive = ["batch_size", "steps", "log_every", "sample_every", "checkpoint_every", "n_critic", "z_dim"]
+    positive = ["batch_size", "steps", "log_every", "sample_every", "checkpoint_every", "n_critic", "z_dim",
+                "grad_accum"]
     for key in positive:
         if cfg[key] < 1:
             raise GancvError(f"{key} must be >= 1, got {cfg[key]}")
@@ -307,6 +319,19 @@ def validate(cfg: DictConfig) -> None:
             raise GancvError(f"{key} must be >= 1, got {cfg[key]}")
     if not 0 <= cfg.style_mixing <= 1:
         raise GancvError(f"style_mixing is a probability in [0, 1], got {cfg.style_mixing}")
+    switches = {"amp": ("auto", "bf16", "off"), "channels_last": ("auto", "on", "off"),
+                "fused_optim": ("auto", "on", "off"), "compile": ("auto", "on", "off"),
+                "cuda_graph": ("auto", "on", "off")}
+    for key, allowed in switches.items():
+        # YAML reads a bare on/off as a boolean, which the str field stores as "True"/"False".
+        value = {"true": "on", "false": "off"}.get(str(cfg[key]).lower(), str(cfg[key]).lower())
+        if key == "amp" and value == "on":
+            value = "bf16"
+        cfg[key] = value
+        if value not in allowed:
+            raise GancvError(f"{key}={cfg[key]!r} is not one of {', '.join(allowed)}")
+    if cfg.cpu_threads is not None and cfg.cpu_threads < 1:
+        raise GancvError(f"cpu_threads must be >= 1 (or null for torch's default), got {cfg.cpu_threads}")
     for section in ("generator", "discriminator"):
         if "name" not in cfg[section]:
             raise GancvError(f"{section} needs a name, e.g. {section}.name=dcgan")

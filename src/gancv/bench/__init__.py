@@ -4,6 +4,6 @@ from ..registry import Registry
 
 BENCHMARKS = Registry("benchmark")
 
-from . import conditional, generation, stylegan  # noqa: E402,F401  (registers benchmarks)
+from . import conditional, generation, stylegan, throughput  # noqa: E402,F401  (registers benchmarks)
 
 __all__ = ["BENCHMARKS"]

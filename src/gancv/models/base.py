@@ -22,6 +22,10 @@ REGISTRIES = {"generator": GENERATORS, "discriminator": DISCRIMINATORS}
 
 
 def _jsonable(value: Any) -> Any:
+    from omegaconf import Container, OmegaConf
+
+    if isinstance(value, Container):  # e.g. generator.hidden=[32,64] arrives as a ListConfig
+        return OmegaConf.to_container(value, resolve=True)
     if isinstance(value, tuple):
         return [_jsonable(v) for v in value]
     if isinstance(value, list):

@@ -63,8 +63,14 @@ class GenerationTask:
             (torch.arange(PREVIEW_COUNT) % self.num_classes).to(device) if self.num_classes else None
         )
 
+    shard = (0, 1)  # (rank, world): set by the training loop when several processes train together
+
     def noise(self, n: int) -> torch.Tensor:
-        return torch.randn(n, self.cfg.z_dim, device=self.device, generator=self.rng)
+        # Every rank draws the whole global batch's noise from the same generator and keeps its
+        # own slice: N processes then see exactly the noise one process would.
+        rank, world = self.shard
+        z = torch.randn(n * world, self.cfg.z_dim, device=self.device, generator=self.rng)
+        return z[rank * n: (rank + 1) * n] if world > 1 else z
 
     def phases(self) -> list[Phase]:
         phases = [Phase("D", "discriminator", self.d_step, repeats=self.cfg.n_critic)]

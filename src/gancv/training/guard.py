@@ -27,7 +27,8 @@ class DivergenceGuard:
         if grads:
             norm = torch.nn.utils.get_total_norm(grads, error_if_nonfinite=False).to(self.max_norm.dtype)
             bad = bad | ~torch.isfinite(norm)
-            self.max_norm = torch.maximum(self.max_norm, torch.nan_to_num(norm, nan=0.0, posinf=0.0))
+            # In place: a step replayed as a CUDA graph keeps writing to the same tensor.
+            torch.maximum(self.max_norm, torch.nan_to_num(norm, nan=0.0, posinf=0.0), out=self.max_norm)
         self.nonfinite |= bad
 
     def check(self) -> str | None:

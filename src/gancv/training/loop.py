@@ -6,6 +6,7 @@ the same for every task; the training step is the inner ``for phase`` block.
 """
 from __future__ import annotations
 
+import copy
 import json
 import random
 import time
@@ -22,9 +23,11 @@ from ..config import save_config, to_dict
 from ..data import load_data
 from ..device import resolve_device
 from ..errors import GancvError
+from . import distributed
 from .checkpoint import atomic_write_bytes, checkpoint_dirs, load_state, load_weights, save_checkpoint
 from .ema import EMA
 from .guard import DivergenceGuard
+from .precision import CudaGraphStep, make_adam, prepare_networks, resolve_plan
 from .stream import Batch, BatchStream
 
 Losses = dict[str, torch.Tensor]
@@ -73,18 +76,32 @@ class Trainer:
     def __init__(self, cfg: DictConfig, out: Path, resume: bool = False, log: Callable[[str], None] | None = None):
         from ..tasks import TASKS
 
-        self.cfg, self.out, self.log = cfg, Path(out), log or (lambda msg: None)
-        self.device = resolve_device(cfg.device)
+        self.cfg, self.out = cfg, Path(out)
+        self.dist, self.device = distributed.setup(resolve_device(cfg.device))
+        self.log = (log or (lambda msg: None)) if self.dist.main else (lambda msg: None)
+        distributed.micro_batch(cfg.batch_size, self.dist.world, cfg.grad_accum)  # fails early on a bad split
         seed_everything(cfg.seed)
         self.bundle = load_data(cfg.data, image_size=cfg.image_size, channels=cfg.channels,
                                 data_root=cfg.data_root, max_items=cfg.max_items, seed=cfg.seed)
+        # Same seed on every rank: tasks draw the noise of the whole global batch and keep their
+        # shard (``task.shard``), so N processes train what one process would.
         self.rng = torch.Generator(device=self.device).manual_seed(cfg.seed)
         self.task = TASKS.get(cfg.task)(cfg, self.bundle, self.device, self.rng)
+        self.task.shard = (self.dist.rank, self.dist.world)
         self.networks: dict[str, torch.nn.Module] = {k: v.to(self.device) for k, v in self.task.networks.items()}
+        if self.dist.enabled:
+            for net in self.networks.values():
+                if cfg.sync_bn:
+                    distributed.convert_sync_bn(net, self.device)
+                distributed.broadcast_module(net)
+        self.stream = BatchStream(self.bundle, cfg.batch_size, self.device, cfg.seed, cfg.num_workers,
+                                  rank=self.dist.rank, world=self.dist.world, accum=cfg.grad_accum)
+        graph_ok = (not self.dist.enabled and cfg.grad_accum == 1 and self.stream.resident
+                    and all(p.every == 1 for p in self.task.phases()))
+        self.plan = resolve_plan(cfg, self.device, self.networks, graph_ok=graph_ok)
         self.optimizers = {
-            name: torch.optim.Adam(
-                [p for net in spec.networks for p in self.networks[net].parameters()], lr=spec.lr, betas=spec.betas
-            )
+            name: make_adam([p for net in spec.networks for p in self.networks[net].parameters()],
+                            spec.lr, spec.betas, self.plan)
             for name, spec in self.task.optimizers.items()
         }
         self.ema = (
@@ -92,16 +109,25 @@ class Trainer:
             if cfg.ema_kimg > 0 and self.task.ema_network
             else None
         )
-        self.stream = BatchStream(self.bundle, cfg.batch_size, self.device, cfg.seed, cfg.num_workers)
+        if self.ema is not None and self.plan.channels_last:
+            self.ema.shadow.to(memory_format=torch.channels_last)  # same layout: one fused EMA update
+        # After the EMA copy: the shadow is only sampled from, so it stays plain eager.
+        self.compiled = prepare_networks(self.networks, self.plan, checkpointed=(self.task.ema_network or "generator",))
+        self._verify_first_step = bool(self.compiled)
+        self._graph = (CudaGraphStep(self._guarded_step, self.optimizers.values(),
+                                     generators=[self.rng] if self.device.type == "cuda" else [])
+                       if self.plan.cuda_graph else None)
+        self.log(self.plan.describe() + (f"; {self.dist.world} processes" if self.dist.enabled else ""))
         self.step = 0
         self.guard = DivergenceGuard(self.device, cfg.guard_grad_norm) if cfg.guard else None
         self.rollbacks = 0  # divergence-guard rollbacks so far; learning rates are scaled by factor**rollbacks
         if resume:
             self._resume()
-        else:
+        elif self.dist.main:
             self.out.mkdir(parents=True, exist_ok=True)
             (self.out / "metrics.jsonl").write_text("")
-        save_config(cfg, self.out / "config.yaml")
+        if self.dist.main:
+            save_config(cfg, self.out / "config.yaml")
 
     # ---- checkpoints -------------------------------------------------------------------------
     def checkpoint_networks(self) -> dict[str, torch.nn.Module]:
@@ -116,6 +142,7 @@ class Trainer:
             "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
             "rng": _rng_state(self.rng),
             "stream": self.stream.state(),
+            "world_size": self.dist.world,
             # Task-side training state (augmentation probability, image pools, extra streams...).
             "task": self.task.state_dict() if hasattr(self.task, "state_dict") else {},
             "guard": {"rollbacks": self.rollbacks},
@@ -147,13 +174,17 @@ class Trainer:
             opt.load_state_dict(state["optimizers"][name])
         _set_rng_state(state["rng"], self.rng)
         self.stream.load_state(state["stream"])
+        saved_world = int(state.get("world_size", 1))
+        if saved_world != self.dist.world:
+            self.log(f"checkpoint was written by {saved_world} process(es), resuming on {self.dist.world}: the data "
+                     f"stream is re-sharded from the same global position (global batch {self.cfg.batch_size})")
         if hasattr(self.task, "load_state_dict"):
             self.task.load_state_dict(state.get("task", {}))
         self.step = int(state["step"])
         # Drop log lines written after the checkpoint (a kill between checkpoints), so the
         # resumed log reads as one uninterrupted run.
         metrics = self.out / "metrics.jsonl"
-        if metrics.is_file():
+        if metrics.is_file() and self.dist.main:
             keep = [ln for ln in metrics.read_text().splitlines() if _line_step(ln) <= self.step]
             metrics.write_text("".join(ln + "\n" for ln in keep))
         return state
@@ -174,9 +205,12 @@ class Trainer:
             for group in opt.param_groups:
                 group["lr"] = self.task.optimizers[name].lr * scale
         self.guard.reset()  # type: ignore[union-attr]
+        if self._graph is not None:  # the graph baked in the old optimiser state and learning rates
+            self._graph = CudaGraphStep(self._guarded_step, self.optimizers.values(), self._graph.generators)
         event = {"step": self.step, "event": "rollback", "reason": reason, "bad_step": bad_step,
                  "rollback": self.rollbacks, "lr_scale": scale, "time": round(time.time(), 3)}
-        self._append_metrics(event)
+        if self.dist.main:
+            self._append_metrics(event)
         self.log(f"divergence guard: {reason} by step {bad_step}; rolled back to step {self.step}, "
                  f"learning rates x{scale:g} (rollback {self.rollbacks} of at most {cfg.guard_max_rollbacks})")
 
@@ -184,13 +218,26 @@ class Trainer:
         if self.guard is None:
             return None
         reason = self.guard.check()
+        if self.dist.enabled:  # every process must roll back together, or the next all-reduce hangs
+            reason = distributed.agree(reason)
         if reason is None:
             self.guard.reset()
         return reason
 
     # ---- the loop ----------------------------------------------------------------------------
     def train_step(self) -> Losses:
+        phases = [p for p in self.task.phases() if self.step % p.every == 0]
+        # All of the step's (micro-)batches up front: the step body then touches no host data,
+        # which is what lets it be replayed as one CUDA graph.
+        batches = [self.stream.next() for p in phases for _ in range(p.repeats * self.cfg.grad_accum)]
+        logged = self._graph(batches) if self._graph is not None else self._guarded_step(batches)
+        self.step += 1
+        return logged
+
+    def _step(self, batches: list[Batch]) -> Losses:
         logged: Losses = {}
+        todo = iter(batches)
+        accum = self.cfg.grad_accum
         for phase in self.task.phases():
             if self.step % phase.every:
                 continue
@@ -199,17 +246,55 @@ class Trainer:
             for name, net in self.networks.items():  # no gradients for networks this phase doesn't update
                 net.requires_grad_(name in trained)
             for _ in range(phase.repeats):
-                losses = phase.fn(self.stream.next())
                 opt.zero_grad(set_to_none=True)
-                losses["loss"].backward()
+                for _ in range(accum):
+                    losses = phase.fn(next(todo))
+                    (losses["loss"] / accum if accum > 1 else losses["loss"]).backward()
+                if self.dist.enabled:
+                    distributed.average_gradients([p for g in opt.param_groups for p in g["params"]], self.dist.world)
                 if self.guard is not None:
                     self.guard.observe(losses["loss"], (p for g in opt.param_groups for p in g["params"]))
                 opt.step()
             logged.update({k: v for k, v in losses.items() if k != "loss"})
         if self.ema is not None:
             self.ema.update(self.networks[self.task.ema_network])
-        self.step += 1
         return logged
+
+    def _guarded_step(self, batches: list[Batch]) -> Losses:
+        """The step; the first one with compiled networks can fall back to eager.
+
+        Compilation of the backward happens inside ``backward()``, after the forward already
+        succeeded, so a failure there is caught here: the step's state is restored and the
+        step is redone eagerly on the same batches, with one warning.
+        """
+        if not self._verify_first_step:
+            return self._step(batches)
+        self._verify_first_step = False
+        saved = self._snapshot()
+        try:
+            return self._step(batches)
+        except GancvError:
+            raise
+        except Exception as exc:  # inductor/dynamo raise many types; every one means "use eager"
+            self._restore(saved)
+            for compiled in self.compiled:
+                compiled.disable(exc)
+            return self._step(batches)
+
+    def _snapshot(self) -> dict[str, Any]:
+        return {
+            "nets": {k: copy.deepcopy(m.state_dict()) for k, m in self.checkpoint_networks().items()},
+            "opts": {k: copy.deepcopy(o.state_dict()) for k, o in self.optimizers.items()},
+            "rng": _rng_state(self.rng),
+        }
+
+    def _restore(self, saved: dict[str, Any]) -> None:
+        for k, m in self.checkpoint_networks().items():
+            m.load_state_dict(saved["nets"][k])
+        for k, o in self.optimizers.items():
+            o.load_state_dict(saved["opts"][k])
+            o.zero_grad(set_to_none=True)
+        _set_rng_state(saved["rng"], self.rng)
 
     def run(self) -> Path:
         cfg = self.cfg
@@ -220,10 +305,12 @@ class Trainer:
             net.train()
         progress = Progress(
             TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-            TimeRemainingColumn(), disable=not cfg.progress, transient=False,
+            TimeRemainingColumn(), disable=not (cfg.progress and self.dist.main), transient=False,
         )
         if self.guard is not None and not checkpoint_dirs(self.out):
-            self.save()  # the initial state is the rollback target until the first real checkpoint
+            if self.dist.main:
+                self.save()  # the initial state is the rollback target until the first real checkpoint
+            distributed.barrier()  # ... and every process may need to read it
         with progress:
             bar = progress.add_task("train", total=cfg.steps, completed=self.step, info="")
             while self.step < cfg.steps:
@@ -241,23 +328,29 @@ class Trainer:
                     counts[k] = counts.get(k, 0) + 1
                 images0 += cfg.batch_size
                 if at_log:
+                    sums = distributed.average_scalars(sums, self.dist.world)
                     elapsed = time.perf_counter() - t0
                     row = {"step": self.step, **{k: round(float(v) / counts[k], 6) for k, v in sums.items()},
                            "img_per_s": round(images0 / max(elapsed, 1e-9), 1), "time": round(time.time(), 3),
                            **{f"lr_{k}": o.param_groups[0]["lr"] for k, o in self.optimizers.items()}}
-                    self._append_metrics(row)
+                    if self.dist.main:
+                        self._append_metrics(row)
                     info = "  ".join(f"{k}={row[k]:.3f}" for k in sums) + f"  {row['img_per_s']:.0f} img/s"
                     progress.update(bar, completed=self.step, info=info)
                     sums, counts, t0, images0 = {}, {}, time.perf_counter(), 0
+                if not self.dist.main:  # rank 0 alone writes samples, checkpoints and the export
+                    continue
                 if at_sample and self.step < cfg.steps:
                     self.preview()
                 if at_save:
                     self.save()
             progress.update(bar, completed=self.step)
-        self.preview()
-        from ..visual import plot_losses
+        if self.dist.main:
+            self.preview()
+            from ..visual import plot_losses
 
-        plot_losses(self.out / "metrics.jsonl", self.out / "losses.png")
+            plot_losses(self.out / "metrics.jsonl", self.out / "losses.png")
+        distributed.barrier()  # no rank leaves (and tears down the group) before rank 0 has written
         return self.out
 
     def preview(self) -> None:
@@ -280,7 +373,12 @@ def _line_step(line: str) -> int:
 
 
 def train(cfg: DictConfig, out: Path, resume: bool = False, log: Callable[[str], None] | None = None) -> Path:
-    return Trainer(cfg, out, resume=resume, log=log).run()
+    started = distributed.env_dist().enabled
+    try:
+        return Trainer(cfg, out, resume=resume, log=log).run()
+    finally:
+        if started:
+            distributed.teardown()
 
 
 __all__ = ["Phase", "OptimizerSpec", "Trainer", "train", "to_dict"]
