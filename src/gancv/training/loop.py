@@ -77,9 +77,10 @@ class Trainer:
         from ..tasks import TASKS
 
         self.cfg, self.out = cfg, Path(out)
+        # A batch that does not split over the processes fails before any process group is joined.
+        distributed.micro_batch(cfg.batch_size, distributed.env_dist().world, cfg.grad_accum)
         self.dist, self.device = distributed.setup(resolve_device(cfg.device))
         self.log = (log or (lambda msg: None)) if self.dist.main else (lambda msg: None)
-        distributed.micro_batch(cfg.batch_size, self.dist.world, cfg.grad_accum)  # fails early on a bad split
         seed_everything(cfg.seed)
         self.bundle = load_data(cfg.data, image_size=cfg.image_size, channels=cfg.channels,
                                 data_root=cfg.data_root, max_items=cfg.max_items, seed=cfg.seed)
