@@ -302,3 +302,28 @@ def test_inversion_benchmark_quick(capsys):
     psnrs = result["psnr_db"]
     assert result["benchmark"] == "inversion" and result["heldout_faces"] == 2
     assert psnrs["w_plus"] > psnrs["random_w_mean_of_8"] + 3  # even a 20-step model inverts far better than chance
+
+
+@pytest.mark.slow
+def test_memory_benchmark_quick_counts_every_phase(capsys):
+    import json
+
+    code, out, err = run_cli(capsys, "benchmark", "stylegan-memory", "--quick", "--json")
+    assert code == 0, err
+    result = json.loads(out.strip().splitlines()[-1])
+    assert set(result["activations_gib"]) == {"G_main", "D_main", "D_r1"} and result["batch_size"] == 4
+    assert 0 < result["estimated_peak_gib"] < 1 and result["fits_24gb_without_checkpointing"]
+
+
+@pytest.mark.slow
+def test_memory_estimate_scales_with_batch_and_checkpointing_saves_memory():
+    from gancv.bench.stylegan import estimate_training_memory
+
+    tiny = ["image_size=16", "generator.channel_base=64", "generator.channel_max=16", "generator.mapping_layers=2",
+            "discriminator.channel_base=64", "discriminator.channel_max=16"]
+    small = estimate_training_memory("stylegan-faces", 2, overrides=tiny)["activations_bytes"]
+    big = estimate_training_memory("stylegan-faces", 8, overrides=tiny)["activations_bytes"]
+    ckpt = estimate_training_memory("stylegan-faces", 8, checkpointing=True, overrides=tiny)["activations_bytes"]
+    # activations grow with the batch; the weight tensors saved for backward do not
+    assert 2 < big["G_main"] / small["G_main"] < 4.5 and 2 < big["D_main"] / small["D_main"] < 4.5
+    assert ckpt["G_main"] < 0.5 * big["G_main"]

@@ -95,3 +95,100 @@ def inversion(quick: bool = False, device: str = "auto", log: Callable[[str], No
         "goal": {"psnr_db": 20.0, "met": mean["w_plus"] >= 20.0 and mean["w_plus"] - mean["random_w_mean"] >= 5.0},
         "project_seconds": round(project_seconds, 1), "threads": torch.get_num_threads(),
     }
+
+
+def _phase_activation_bytes(fn: Callable[[], torch.Tensor]) -> int:
+    """Bytes of distinct storages autograd keeps for backward while ``fn`` builds its graph, then backward."""
+    seen: dict[int, int] = {}
+    keep: list[torch.Tensor] = []
+
+    def pack(x: torch.Tensor) -> torch.Tensor:
+        storage = x.untyped_storage()
+        seen.setdefault(storage._cdata, storage.nbytes())
+        keep.append(x)  # hold it so a freed storage's id cannot be reused and missed
+        return x
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda x: x):
+        loss = fn()
+    loss.backward()
+    return sum(seen.values())
+
+
+def estimate_training_memory(preset: str, batch_size: int, checkpointing: bool = False,
+                             overrides: list[str] | None = None) -> dict:
+    """Training memory of a StyleGAN preset per phase, computed on the CPU without running it:
+    the networks run under FakeTensorMode (shapes and dtypes only), saved activations are counted
+    per phase, and parameters + gradients + Adam moments + the EMA copy are added (fp32)."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    from ..config import make_config
+    from ..losses import r1_penalty
+    from ..models import build, count_parameters
+
+    cfg = make_config(preset, [f"batch_size={batch_size}", "device=cpu", *(overrides or [])])
+    shape = [cfg.channels or 3, cfg.image_size, cfg.image_size]
+    gib = 2.0**30
+    with FakeTensorMode():
+        G = build("generator", {**cfg.generator, "shape": shape, "z_dim": cfg.z_dim, "checkpointing": checkpointing})
+        D = build("discriminator", {**cfg.discriminator, "shape": shape, "checkpointing": checkpointing})
+        real = torch.randn(batch_size, *shape)
+
+        def z(n: int = batch_size) -> torch.Tensor:
+            return torch.randn(n, cfg.z_dim)
+
+        def g_main() -> torch.Tensor:
+            D.requires_grad_(False)
+            G.requires_grad_(True)
+            return D(G(z())).sum()
+
+        def d_main() -> torch.Tensor:
+            G.requires_grad_(False)
+            D.requires_grad_(True)
+            with torch.no_grad():
+                fake = G(z())
+            return D(real).sum() + D(fake).sum()
+
+        def d_r1() -> torch.Tensor:
+            return r1_penalty(D, real)
+
+        def g_pl() -> torch.Tensor:
+            D.requires_grad_(False)
+            G.requires_grad_(True)
+            ws = G.map(z(max(1, batch_size // 2)))
+            img = G.synthesis(ws)
+            (grad,) = torch.autograd.grad((img * torch.randn_like(img)).sum(), ws, create_graph=True)
+            return grad.square().sum()
+
+        phases = {"G_main": g_main, "D_main": d_main, "D_r1": d_r1}
+        if cfg.pl_weight > 0:
+            phases["G_pl"] = g_pl
+        activations = {name: _phase_activation_bytes(fn) for name, fn in phases.items()}
+        n_g, n_d = count_parameters(G), count_parameters(D)
+    # fp32 weights + grads + two Adam moments for G and D, plus the generator EMA copy.
+    static = ((n_g + n_d) * 4 * 4 + n_g * 4) / gib
+    peak_phase = max(activations, key=activations.get)
+    return {
+        "activations_bytes": activations,
+        "preset": preset, "image_size": cfg.image_size, "batch_size": batch_size, "checkpointing": checkpointing,
+        "params": {"generator": n_g, "discriminator": n_d},
+        "activations_gib": {k: round(v / gib, 2) for k, v in activations.items()},
+        "weights_grads_adam_ema_gib": round(static, 2),
+        "estimated_peak_gib": round(activations[peak_phase] / gib + static, 2), "peak_phase": peak_phase,
+    }
+
+
+@BENCHMARKS.register("stylegan-memory", description="StyleGAN training memory per phase (256 px, batch 16), counted "
+                     "on the CPU with fake tensors; not a GPU measurement")
+def stylegan_memory(quick: bool = False, device: str = "auto", log: Callable[[str], None] | None = None) -> dict:
+    preset, batch = ("stylegan-faces", 4) if quick else ("stylegan-ffhq256", 16)
+    runs = [estimate_training_memory(preset, batch, checkpointing=flag) for flag in (False, True)]
+    plain = runs[0]
+    plain.pop("activations_bytes")
+    return {
+        "benchmark": "stylegan-memory", "quick": quick, **plain,
+        "estimated_peak_gib_with_checkpointing": runs[1]["estimated_peak_gib"],
+        "fits_24gb_without_checkpointing": plain["estimated_peak_gib"] <= 24.0,
+        "method": "saved-for-backward storages per phase under FakeTensorMode (fp32, no AMP) + weights/grads/Adam/EMA; "
+                  "excludes the allocator's fragmentation, cuDNN workspaces and transient backward buffers, "
+                  "so a GPU peak is higher by roughly the largest activation; measure with torch.cuda.max_memory_allocated",
+    }
