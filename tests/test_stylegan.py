@@ -327,3 +327,12 @@ def test_memory_estimate_scales_with_batch_and_checkpointing_saves_memory():
     # activations grow with the batch; the weight tensors saved for backward do not
     assert 2 < big["G_main"] / small["G_main"] < 4.5 and 2 < big["D_main"] / small["D_main"] < 4.5
     assert ckpt["G_main"] < 0.5 * big["G_main"]
+
+
+def test_stylegan_trains_with_adaptive_augmentation(tmp_path):
+    import json
+
+    out = tmp_path / "ada"
+    gancv.train(make_config(None, TINY_RUN + ["augment=translation,cutout", "ada_target=0.6", "steps=2"]), out=out)
+    row = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
+    assert "aug_p" in row and "r1" in row

@@ -72,6 +72,10 @@ class GenerationTask:
         z = torch.randn(n * world, self.cfg.z_dim, device=self.device, generator=self.rng)
         return z[rank * n: (rank + 1) * n] if world > 1 else z
 
+    def fake(self, n: int, labels: torch.Tensor | None) -> torch.Tensor:
+        """A generated batch (subclasses change how, e.g. StyleGAN's style mixing)."""
+        return self.G(self.noise(n), labels)
+
     def phases(self) -> list[Phase]:
         phases = [Phase("D", "discriminator", self.d_step, repeats=self.cfg.n_critic)]
         if self.cfg.r1_gamma > 0:
@@ -98,7 +102,7 @@ class GenerationTask:
         labels = self._labels(labels)
         cfg = self.cfg
         with torch.no_grad():
-            fake = self.G(self.noise(real.shape[0]), labels)
+            fake = self.fake(real.shape[0], labels)
         (d_real, c_real), (d_fake, c_fake) = self.run_D(real, labels), self.run_D(fake, labels)
         adv = self.loss.d_loss(d_real, d_fake)
         loss = adv
@@ -133,7 +137,7 @@ class GenerationTask:
     def g_step(self, batch: Batch) -> dict[str, torch.Tensor]:
         real, labels = batch
         labels = self._labels(labels)
-        fake = self.G(self.noise(real.shape[0]), labels)
+        fake = self.fake(real.shape[0], labels)
         d_fake, c_fake = self.run_D(fake, labels)
         loss = self.loss.g_loss(d_fake)
         logs = {"g_loss": loss.detach()}

@@ -1,7 +1,7 @@
 """StyleGAN training (StyleGAN2's recipe) and the StyleGAN model users hold after training.
 
-Training = the generation task with four phases: D main; D R1 (lazy, every ``r1_every``);
-G main; G path length (lazy, every ``pl_every``). Generated batches mix the styles of two
+Training = the generation task's phases (D main; lazy R1 every ``r1_every``; G main; with its
+augmentation/ADA/LeCam options) plus a lazy path-length phase every ``pl_every``. Generated batches mix the styles of two
 latents with probability ``style_mixing`` (mixing regularisation). As in the paper, a lazy
 phase's loss is scaled by its interval and its optimiser's lr/betas are adjusted by
 c = every / (every + 1), so the regulariser has the strength it would have every step.
@@ -17,7 +17,6 @@ from omegaconf import DictConfig
 
 from ..data import DataBundle
 from ..errors import GancvError
-from ..losses import r1_penalty
 from ..training.loop import OptimizerSpec, Phase
 from ..training.stream import Batch
 from . import TASKS
@@ -55,39 +54,16 @@ class StyleGANTask(GenerationTask):
                 self.optimizers[name] = OptimizerSpec(spec.networks, spec.lr * c, (spec.betas[0] ** c, spec.betas[1] ** c))
 
     def phases(self) -> list[Phase]:
-        cfg = self.cfg
-        phases = [Phase("D", "discriminator", self.d_step, repeats=cfg.n_critic)]
-        if cfg.r1_gamma > 0:
-            phases.append(Phase("D_r1", "discriminator", self.r1_step, every=cfg.r1_every))
-        phases.append(Phase("G", "generator", self.g_step))
-        if cfg.pl_weight > 0:
-            phases.append(Phase("G_pl", "generator", self.pl_step, every=cfg.pl_every))
+        # D main, lazy R1 (with augmentation/LeCam/ADA when configured) and G main come from the
+        # generation task; only the path-length phase is StyleGAN's own.
+        phases = super().phases()
+        if self.cfg.pl_weight > 0:
+            phases.append(Phase("G_pl", "generator", self.pl_step, every=self.cfg.pl_every))
         return phases
 
     def fake(self, n: int, labels: torch.Tensor | None) -> torch.Tensor:
         ws = mix_styles(self.G, self.noise(n), labels, self.cfg.style_mixing, self.rng)
         return self.G.synthesis(ws)
-
-    def d_step(self, batch: Batch) -> dict[str, torch.Tensor]:
-        real, labels = batch
-        labels = self._labels(labels)
-        with torch.no_grad():
-            fake = self.fake(real.shape[0], labels)
-        d_real, d_fake = self.D(real, labels), self.D(fake, labels)
-        loss = self.loss.d_loss(d_real, d_fake)
-        return {"loss": loss, "d_loss": loss.detach(), "d_real": d_real.detach().mean(), "d_fake": d_fake.detach().mean()}
-
-    def g_step(self, batch: Batch) -> dict[str, torch.Tensor]:
-        real, labels = batch
-        labels = self._labels(labels)
-        loss = self.loss.g_loss(self.D(self.fake(real.shape[0], labels), labels))
-        return {"loss": loss, "g_loss": loss.detach()}
-
-    def r1_step(self, batch: Batch) -> dict[str, torch.Tensor]:
-        real, labels = batch
-        penalty = r1_penalty(self.D, real, self._labels(labels))
-        loss = penalty * (self.cfg.r1_gamma / 2) * self.cfg.r1_every
-        return {"loss": loss, "r1": penalty.detach()}
 
     def pl_step(self, batch: Batch) -> dict[str, torch.Tensor]:
         """Path-length regularisation: ||J_w^T y|| for random image-space y should be constant."""
@@ -104,9 +80,10 @@ class StyleGANTask(GenerationTask):
         return {"loss": penalty * self.cfg.pl_weight * self.cfg.pl_every, "pl": penalty.detach()}
 
     def state_dict(self) -> dict[str, Any]:
-        return {"pl_mean": self.pl_mean.detach().cpu()}
+        return {**super().state_dict(), "pl_mean": self.pl_mean.detach().cpu()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
         if "pl_mean" in state:
             self.pl_mean = state["pl_mean"].to(self.device)
 
