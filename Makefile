@@ -17,12 +17,17 @@ $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip setuptools wheel
 
+# invisible-watermark goes in with --no-deps: see the note beside PyWavelets in pyproject.toml.
+WATERMARK := invisible-watermark==0.2.0
+
 $(VENV)/.installed: pyproject.toml | $(VENV)/bin/python
 	$(BIN)/python -m pip install -q -e .
+	$(BIN)/python -m pip install -q --no-deps $(WATERMARK)
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(VENV)/bin/python
 	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q --no-deps $(WATERMARK)
 	touch $@ $(VENV)/.installed
 
 clean:

@@ -68,6 +68,7 @@ def train(
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="run directory (default runs/PRESET)"),
     resume: Optional[Path] = typer.Option(None, "--resume", help="continue this run from its last checkpoint"),
     device: Optional[str] = typer.Option(None, "--device", help="auto, cpu or cuda"),
+    no_watermark: bool = typer.Option(False, "--no-watermark", help="same as watermark=false (recorded in config.yaml)"),
 ) -> None:
     """Train a model from a preset plus key=value overrides."""
     from . import api
@@ -76,6 +77,8 @@ def train(
     items = parse_overrides(list(overrides or []))
     if device:
         items.append(f"device={device}")
+    if no_watermark:
+        items.append("watermark=false")
     if resume is not None:
         if preset:
             raise GancvError("--resume continues a run with its saved config; drop --preset (overrides are allowed)")
@@ -110,6 +113,17 @@ def demo(
 
 
 # ---- using a trained model ------------------------------------------------------------------
+NO_WATERMARK_HELP = "write images without the invisible watermark (the metadata still says AI-generated, and that it is off)"
+
+
+def marked_as(model: Any, seed: int | None, no_watermark: bool) -> Any:
+    """Provenance for the images a command writes: the model's id, the seed, watermark on/off."""
+    from .provenance import using
+
+    return using(model_id=getattr(model, "model_id", None), seed=seed, watermark=not no_watermark,
+                 model_name=str(getattr(model, "path", "") or ""))
+
+
 def _write_samples(images: Any, labels: Any, out: Path, model: Any, nrow: int | None = None) -> str:
     import numpy as np
 
@@ -157,6 +171,7 @@ def sample(
     direction: Optional[int] = typer.Option(None, "--direction", help="StyleGAN: move along SeFa direction i"),
     strength: float = typer.Option(3.0, "--strength", help="with --direction: distance along it (negative = opposite)"),
     device: str = typer.Option("auto", "--device"),
+    no_watermark: bool = typer.Option(False, "--no-watermark", help=NO_WATERMARK_HELP),
 ) -> None:
     """Draw N samples from a trained generator (or a StyleGAN mixing grid / direction edit)."""
     from . import api
@@ -172,7 +187,8 @@ def sample(
         grid = model.style_mix(rows=side, cols=side, seed=seed, truncation=truncation, cutoff=cutoff)
         from .visual import save_grid
 
-        save_grid(grid, out, nrow=side + 1, scale=max(1, 64 // grid.shape[-1]))
+        with marked_as(model, seed, no_watermark):
+            save_grid(grid, out, nrow=side + 1, scale=max(1, 64 // grid.shape[-1]))
         console.print(f"wrote a {side}x{side} style-mixing grid to {out}")
         return
     if direction is not None:
@@ -183,7 +199,8 @@ def sample(
     labels = None
     if model.conditional:
         labels = [class_] * n if class_ is not None else [i % model.num_classes for i in range(n)]
-    where = _write_samples(images, labels, out, model)
+    with marked_as(model, seed, no_watermark):
+        where = _write_samples(images, labels, out, model)
     console.print(f"wrote {n} samples to {where}")
 
 
@@ -197,10 +214,10 @@ def interpolate(
     class_: Optional[int] = typer.Option(None, "--class"),
     method: Optional[str] = typer.Option(None, "--method", help="slerp or lerp (default: slerp in z, lerp in StyleGAN's W)"),
     device: str = typer.Option("auto", "--device"),
+    no_watermark: bool = typer.Option(False, "--no-watermark", help=NO_WATERMARK_HELP),
 ) -> None:
     """Walk the latent space between random points (z, or W for StyleGAN models)."""
     from . import api
-    from .visual import grid_image, save_grid
 
     _check_out_parent(out)
     suffix = out.suffix.lower()
@@ -210,7 +227,15 @@ def interpolate(
     if getattr(model, "task", None) != "generation" or model.kind != "image":
         raise GancvError(f"{run} is not an image generation model; interpolate needs one")
     frames = model.interpolate(steps=steps, rows=rows, seed=seed, labels=class_, method=method)
-    if suffix == ".png":
+    with marked_as(model, seed, no_watermark):
+        _write_interpolation(frames, out, steps, rows)
+    console.print(f"wrote {out}")
+
+
+def _write_interpolation(frames: Any, out: Path, steps: int, rows: int) -> None:
+    from .visual import grid_image, save_grid, write_animation
+
+    if out.suffix.lower() == ".png":
         save_grid(frames, out, nrow=steps, scale=max(1, 64 // frames.shape[-1]))
     else:
         per_step = frames.view(rows, steps, *frames.shape[1:]).transpose(0, 1)
@@ -218,21 +243,68 @@ def interpolate(
         pics = [grid_image(f, nrow=rows) for f in per_step]
         pics = [p.resize((p.width * scale, p.height * scale)) for p in pics]
         pics = pics + pics[::-1][1:-1]  # ping-pong so the loop has no jump
-        tmp = out.with_name(f".{out.name}.tmp.gif")
-        pics[0].save(tmp, save_all=True, append_images=pics[1:], duration=120, loop=0)
-        tmp.replace(out)
-    console.print(f"wrote {out}")
+        write_animation(pics, out, duration_ms=120)
+
+
+@app.command()
+def serve(
+    runs: List[Path] = typer.Argument(..., help="run directories (live or finished) and/or exported model directories"),
+    host: str = typer.Option("127.0.0.1", "--host", help="interface to bind; 0.0.0.0 exposes the app to the network"),
+    port: int = typer.Option(7860, "--port", min=1, max=65535),
+    device: str = typer.Option("auto", "--device"),
+) -> None:
+    """Web app: a tab per capability of the loaded models, plus a live training monitor."""
+    from .serve import start
+
+    server = start(list(runs), host=host, port=port, device=device, warn=lambda msg: console.print(f"[yellow]{msg}"))
+    console.print(f"gancv serve: {server.url}  (models: {', '.join(server.catalog.models)}; Ctrl+C stops)")
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        console.print("stopping")
+    finally:
+        server.close()
+
+
+@app.command()
+def detect(
+    images: List[Path] = typer.Argument(..., help="image files to check for gancv's watermark and metadata"),
+    as_json: bool = typer.Option(False, "--json", help="print one JSON object (a list of per-file reports)"),
+) -> None:
+    """Say whether images carry gancv's invisible watermark (and which model id) and its metadata."""
+    from .provenance import inspect
+
+    reports, bad = [], []
+    for path in images:
+        try:
+            reports.append(inspect(path))
+        except GancvError as exc:  # one bad file must not hide the verdicts on the others
+            reports.append({"path": str(path), "error": str(exc)})
+            bad.append(str(exc))
+    if as_json:
+        _emit_json({"results": reports})
+    else:
+        for r in reports:
+            if "error" in r:
+                print(f"{r['path']}: error: {r['error']}")
+                continue
+            mid = f" model id {r['model_id']}" + ("" if r["id_verified"] else " (unverified)") if r["model_id"] else ""
+            meta = r["metadata"]
+            meta_txt = (f"metadata: AI-generated by gancv, model id {meta.get('gancv:model_id', '?')}"
+                        if meta.get("gancv:ai_generated") else "metadata: none")
+            print(f"{r['path']}: watermark {r['watermark']}{mid}; {meta_txt}")
+    if bad and len(bad) == len(images):
+        raise GancvError(bad[0] if len(bad) == 1 else f"none of the {len(bad)} files could be read as images")
 
 
 def _save_gif(frames: list[Any], path: Path, duration: int = 120, scale: int = 1) -> None:
-    from .visual import tensor_to_pil
+    from .visual import tensor_to_pil, write_animation
 
     pics = [tensor_to_pil(f) for f in frames]
     if scale > 1:
         pics = [p.resize((p.width * scale, p.height * scale)) for p in pics]
-    tmp = path.with_name(f".{path.name}.tmp.gif")
-    pics[0].save(tmp, save_all=True, append_images=pics[1:], duration=duration, loop=0)
-    tmp.replace(path)
+    write_animation(pics, path, duration_ms=duration)
 
 
 @app.command()
@@ -268,12 +340,13 @@ def project(
     result = model.project(target, steps=steps, w_plus=w_plus, lr=lr, seed=seed)
     out.mkdir(exist_ok=True)
     scale = max(1, 128 // result.image.shape[-1])
-    save_image(result.image, out / "reconstruction.png")
-    save_grid(torch.stack([result.target, result.image]), out / "comparison.png", nrow=2, scale=scale)
+    with marked_as(model, seed, no_watermark=False):
+        save_image(result.image, out / "reconstruction.png")
+        save_grid(torch.stack([result.target, result.image]), out / "comparison.png", nrow=2, scale=scale)
+        _save_gif(result.frames, out / "progress.gif", scale=scale)
     tmp = out / ".latent.tmp.npy"
     np.save(tmp, result.ws.numpy())
     tmp.replace(out / "latent.npy")
-    _save_gif(result.frames, out / "progress.gif", scale=scale)
     report = {"image": str(image), "psnr_db": round(result.psnr, 2), "steps": steps, "space": "w+" if w_plus else "w",
               "final_l2": round(result.losses[-1], 6), "notes": notes, "latent": str(out / "latent.npy")}
     atomic_write_json(out / "report.json", report)
@@ -321,9 +394,10 @@ def directions(
     tmp = out / ".directions.tmp.npy"
     np.save(tmp, dirs.cpu().numpy())
     tmp.replace(out / "directions.npy")
-    for i, d in enumerate(dirs):
-        grid = model.direction_grid(d, ws, strength=strength, steps=steps)
-        save_grid(grid, out / f"direction_{i:02d}.png", nrow=steps, scale=max(1, 64 // grid.shape[-1]))
+    with marked_as(model, seed, no_watermark=False):
+        for i, d in enumerate(dirs):
+            grid = model.direction_grid(d, ws, strength=strength, steps=steps)
+            save_grid(grid, out / f"direction_{i:02d}.png", nrow=steps, scale=max(1, 64 // grid.shape[-1]))
     console.print(f"wrote {len(dirs)} direction grids ({method}; scores {', '.join(f'{float(s):.3g}' for s in scores)}) to {out}")
 
 

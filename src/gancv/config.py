@@ -86,6 +86,9 @@ class TrainConfig:
     checkpoint_every: int = 500
     keep_checkpoints: int = 2
     progress: bool = True
+    logger: str = "none"  # "tensorboard": also write scalars and sample grids to RUN/tensorboard/
+    # provenance: invisible watermark on preview images (metadata is always written); recorded here
+    watermark: bool = True
 
 
 @dataclass(frozen=True)
@@ -249,6 +252,7 @@ def make_config(preset: str | None = None, overrides: list[str] | dict[str, Any]
 
 
 FREE_SECTIONS = ("generator", "discriminator")
+LOGGERS = ("none", "tensorboard")
 
 
 def _structured() -> DictConfig:
@@ -333,6 +337,8 @@ def validate(cfg: DictConfig) -> None:
             raise GancvError(f"{key}={cfg[key]!r} is not one of {', '.join(allowed)}")
     if cfg.cpu_threads is not None and cfg.cpu_threads < 1:
         raise GancvError(f"cpu_threads must be >= 1 (or null for torch's default), got {cfg.cpu_threads}")
+    if cfg.logger not in LOGGERS:
+        raise GancvError(f"logger={cfg.logger!r} is not one of {', '.join(LOGGERS)}")
     for section in ("generator", "discriminator"):
         if "name" not in cfg[section]:
             raise GancvError(f"{section} needs a name, e.g. {section}.name=dcgan")

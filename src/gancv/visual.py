@@ -5,12 +5,15 @@ import io
 import json
 import math
 from pathlib import Path
-from typing import Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 import torch
 from PIL import Image
 
 from .training.checkpoint import atomic_write_bytes
+
+if TYPE_CHECKING:
+    from .provenance import Provenance
 
 
 def _png_bytes(img: Image.Image) -> bytes:
@@ -19,14 +22,49 @@ def _png_bytes(img: Image.Image) -> bytes:
     return buf.getvalue()
 
 
-def write_image(img: Image.Image, path: Path) -> Path:
-    """The one place generated images are written to disk (atomically), whatever the format."""
+def marked_image_bytes(img: Image.Image, fmt: str = "PNG", prov: "Provenance | None" = None) -> bytes:
+    """Encoded image bytes carrying gancv's provenance (watermark + metadata, see gancv.provenance)."""
+    from .provenance import encode_with_metadata, mark
+
+    marked, meta = mark(img, prov)
+    return encode_with_metadata(marked, fmt, meta, **({"quality": 95} if fmt == "JPEG" else {}))
+
+
+def write_image(img: Image.Image, path: Path, *, model_id: str | None = None, seed: int | None = None,
+                watermark: bool | None = None) -> Path:
+    """The one place generated images are written to disk (atomically), whatever the format.
+
+    Every image is marked as generated (gancv.provenance): metadata always, an invisible
+    watermark when the image is large enough. ``model_id``/``seed``/``watermark`` override the
+    provenance context that the training loop and the CLI set (``provenance.using``).
+    """
+    from .provenance import current
+
     path = Path(path)
     fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}.get(path.suffix.lower(), "PNG")
-    buf = io.BytesIO()
-    img.save(buf, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
-    atomic_write_bytes(path, buf.getvalue())
+    prov = current()
+    overrides = {k: v for k, v in {"model_id": model_id, "seed": seed, "watermark": watermark}.items() if v is not None}
+    if overrides:
+        from dataclasses import replace
+
+        prov = replace(prov, **overrides)
+    atomic_write_bytes(path, marked_image_bytes(img, fmt, prov))
     return path
+
+
+def write_animation(frames: list[Image.Image], path: Path, duration_ms: int = 120) -> Path:
+    """A looping GIF, each frame marked like a still image (frames under 256x256 px: metadata only).
+
+    GIF's 256-colour palette quantisation is harsher than JPEG, so `gancv detect` may not find
+    the watermark in a GIF; the metadata comment is always there.
+    """
+    from .provenance import encode_with_metadata, mark
+
+    marked = [mark(f) for f in frames]
+    data = encode_with_metadata(marked[0][0], "GIF", marked[0][1], save_all=True,
+                                append_images=[m[0] for m in marked[1:]], duration=duration_ms, loop=0)
+    atomic_write_bytes(Path(path), data)
+    return Path(path)
 
 
 def tensor_to_pil(image: torch.Tensor) -> Image.Image:
@@ -37,8 +75,9 @@ def tensor_to_pil(image: torch.Tensor) -> Image.Image:
     return Image.fromarray(array[:, :, 0], mode="L") if array.shape[2] == 1 else Image.fromarray(array, mode="RGB")
 
 
-def save_image(image: torch.Tensor, path: Path) -> Path:
-    return write_image(tensor_to_pil(image), path)
+def save_image(image: torch.Tensor, path: Path, **provenance: Any) -> Path:
+    """``provenance``: model_id / seed / watermark, as for :func:`write_image`."""
+    return write_image(tensor_to_pil(image), path, **provenance)
 
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
@@ -59,11 +98,12 @@ def grid_image(images: torch.Tensor, nrow: int | None = None, padding: int = 2) 
     return tensor_to_pil(grid)
 
 
-def save_grid(images: torch.Tensor, path: Path, nrow: int | None = None, scale: int = 1) -> Path:
+def save_grid(images: torch.Tensor, path: Path, nrow: int | None = None, scale: int = 1, **provenance: Any) -> Path:
+    """``provenance``: model_id / seed / watermark, as for :func:`write_image`."""
     img = grid_image(images, nrow)
     if scale > 1:  # tiny images (8-32 px) are easier to judge enlarged, without blurring
         img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
-    return write_image(img, path)
+    return write_image(img, path, **provenance)
 
 
 def save_scatter(points: torch.Tensor, path: Path, reference: torch.Tensor | None = None, title: str = "") -> Path:

@@ -162,7 +162,13 @@ def load(path: str | Path, device: str = "auto") -> Any:
     """Load a run or model directory; the object's type follows the task it was trained for."""
     from . import TASKS
 
+    from ..provenance import model_id_of_dir
+
     model_dir = resolve_model_dir(path)
     info = read_model_info(model_dir)
     task = TASKS.get(info["task"])
-    return task.inference.load(model_dir, info, resolve_device(device))
+    model = task.inference.load(model_dir, info, resolve_device(device))
+    # Every inference object carries the id its outputs are watermarked with (gancv detect).
+    if getattr(model, "model_id", None) is None:
+        model.model_id = model_id_of_dir(model_dir)
+    return model

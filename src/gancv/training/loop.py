@@ -129,6 +129,17 @@ class Trainer:
             (self.out / "metrics.jsonl").write_text("")
         if self.dist.main:
             save_config(cfg, self.out / "config.yaml")
+        self.model_id = self._model_id(resume)
+        # Only rank 0 writes files (metrics, previews), so only it logs to TensorBoard.
+        self.tb = make_logger(cfg.logger, self.out) if self.dist.main else None
+
+    def _model_id(self, resume: bool) -> str:
+        """The 32-bit id watermarked into this run's images; kept across resumes via the export."""
+        from ..provenance import model_id_for, model_id_of_dir
+
+        if resume and (self.out / "model" / "config.json").is_file():
+            return model_id_of_dir(self.out / "model")
+        return model_id_for(str(self.out.resolve()), str(time.time_ns()))
 
     # ---- checkpoints -------------------------------------------------------------------------
     def checkpoint_networks(self) -> dict[str, torch.nn.Module]:
@@ -150,6 +161,9 @@ class Trainer:
         }
         path = save_checkpoint(self.out, self.step, self.checkpoint_networks(), state, self.cfg.keep_checkpoints)
         self.task.export(self.out / "model", self.export_networks())
+        from ..model_card import finish_export
+
+        finish_export(self.out / "model", self.cfg, self.out, self.model_id)
         return path
 
     def export_networks(self) -> dict[str, torch.nn.Module]:
@@ -348,6 +362,8 @@ class Trainer:
             progress.update(bar, completed=self.step)
         if self.dist.main:
             self.preview()
+            if self.tb is not None:
+                self.tb.close()
             from ..visual import plot_losses
 
             plot_losses(self.out / "metrics.jsonl", self.out / "losses.png")
@@ -358,12 +374,53 @@ class Trainer:
         nets = self.export_networks()
         path = self.out / "samples" / f"step-{self.step:07d}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.task.preview(nets, path)
+        from ..provenance import using
+
+        with using(model_id=self.model_id, seed=self.cfg.seed, watermark=self.cfg.watermark):
+            self.task.preview(nets, path)
         atomic_write_bytes(self.out / "samples.png", path.read_bytes())
+        if self.tb is not None:
+            self.tb.image(path, self.step)
 
     def _append_metrics(self, row: dict[str, Any]) -> None:
         with open(self.out / "metrics.jsonl", "a") as handle:
             handle.write(json.dumps(row) + "\n")
+        if self.tb is not None:
+            self.tb.scalars(row)
+
+
+class TensorBoardLogger:
+    """``logger=tensorboard``: the metrics.jsonl scalars and each preview grid, in RUN/tensorboard/."""
+
+    def __init__(self, out: Path):
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            raise GancvError("logger=tensorboard needs the tensorboard package: pip install 'gancv[tensorboard]' "
+                             "(or pip install tensorboard), or set logger=none") from None
+        self.writer = SummaryWriter(log_dir=str(out / "tensorboard"))
+
+    def scalars(self, row: dict[str, Any]) -> None:
+        step = int(row["step"])
+        for key, value in row.items():
+            if key not in ("step", "time") and isinstance(value, (int, float)):
+                self.writer.add_scalar(key, value, step)
+        self.writer.flush()
+
+    def image(self, path: Path, step: int) -> None:
+        from PIL import Image
+
+        with Image.open(path) as img:
+            array = np.asarray(img.convert("RGB"))
+        self.writer.add_image("samples", array, step, dataformats="HWC")
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def make_logger(name: str, out: Path) -> TensorBoardLogger | None:
+    return TensorBoardLogger(out) if name == "tensorboard" else None
 
 
 def _line_step(line: str) -> int:

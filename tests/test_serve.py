@@ -1,0 +1,235 @@
+"""The web app: handlers without a server, a plain HTTP smoke test, and headless Chromium.
+
+Servers bind to 127.0.0.1 only and are always closed; request loops are bounded.
+"""
+import json
+import os
+import shutil
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from gancv.errors import GancvError
+
+gr = pytest.importorskip("gradio")
+
+from gancv.serve import free_port, start  # noqa: E402
+from gancv.serve.app import detect_upload, generate, interpolate, monitor  # noqa: E402
+from gancv.serve.models import OutputDir, load_catalog, read_upload  # noqa: E402
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+
+
+@pytest.fixture(scope="module")
+def served_run(trained_run, tmp_path_factory):
+    # A copy named "digits", so the delete-while-served test cannot hurt the shared run.
+    run = tmp_path_factory.mktemp("serve") / "digits"
+    shutil.copytree(trained_run, run)
+    return run
+
+
+@pytest.fixture(scope="module")
+def catalog(served_run):
+    return load_catalog([served_run], device="cpu")
+
+
+@pytest.fixture
+def outputs():
+    out = OutputDir()
+    yield out
+    out.cleanup()
+
+
+def test_catalog_names_and_duplicates(served_run, tmp_path, catalog):
+    assert catalog.generators() == ["digits"] and catalog.runs() == ["digits"]
+    other = tmp_path / "x" / "digits"
+    shutil.copytree(served_run / "model", other)
+    with pytest.raises(GancvError, match="two models are named 'digits'"):
+        load_catalog([served_run, other])
+    with pytest.raises(GancvError, match="neither an exported model"):
+        load_catalog([tmp_path])
+
+
+def test_generate_and_interpolate_are_watermarked(catalog, outputs):
+    from gancv.provenance import inspect
+
+    files, grid = generate(catalog, outputs, "digits", 5, None, 0.7, 3)
+    assert len(files) == 3 and Path(grid).is_file()
+    report = inspect(files[0])
+    # 16 px samples are enlarged to 256 px for the browser, which is enough to carry the watermark.
+    assert Image.open(files[0]).size == (256, 256)
+    assert report["watermark"] == "present" and report["model_id"] == catalog.get("digits").model_id
+    assert report["metadata"]["gancv:seed"] == "5"
+    again, _ = generate(catalog, outputs, "digits", 5, None, 0.7, 3)
+    assert np.array_equal(np.asarray(Image.open(files[1])), np.asarray(Image.open(again[1])))
+    frames, gif = interpolate(catalog, outputs, "digits", 1, 4)
+    assert len(frames) == 4 and Image.open(gif).n_frames == 6
+    with pytest.raises(GancvError, match="count"):
+        generate(catalog, outputs, "digits", 0, None, 0, 500)
+    with pytest.raises(GancvError, match="no model named"):
+        generate(catalog, outputs, "nope", 0, None, 0, 1)
+    assert "present" in detect_upload(files[0])
+
+
+def _save(tmp_path, name, img, **kw):
+    path = tmp_path / name
+    img.save(path, **kw)
+    return str(path)
+
+
+def test_bad_uploads_have_clear_messages(tmp_path):
+    (tmp_path / "notes.png").write_text("not an image at all")
+    frames = [Image.new("RGB", (8, 8), c) for c in ("red", "blue")]
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:])
+    cases = {
+        str(tmp_path / "notes.png"): "not an image",
+        str(tmp_path / "anim.gif"): "animated",
+        _save(tmp_path, "cmyk.jpg", Image.new("CMYK", (8, 8))): "CMYK",
+        _save(tmp_path, "deep.png", Image.new("I;16", (8, 8))): "16-bit",
+        _save(tmp_path, "huge.png", Image.new("1", (4200, 4200))): "too large|limit",
+    }
+    for path, message in cases.items():
+        with pytest.raises(GancvError, match=message):
+            read_upload(path)
+    with pytest.raises(GancvError, match="upload an image"):
+        read_upload(None)
+    rgba = read_upload(_save(tmp_path, "alpha.png", Image.new("RGBA", (8, 8), (255, 0, 0, 128))))
+    assert rgba.mode == "RGB"
+    with pytest.raises(GancvError, match="not an image"):
+        detect_upload(str(tmp_path / "notes.png"))
+
+
+def test_monitor_live_and_deleted(catalog, served_run, tmp_path):
+    summary, frame, samples = monitor(catalog, "digits")
+    assert "step **6**" in summary and "img/s" in summary
+    assert set(frame["series"]) >= {"d_loss", "g_loss"} and samples is not None
+    with open(served_run / "metrics.jsonl", "a") as fh:
+        fh.write('{"step": 7, "d_lo')  # a line cut short by a live writer
+    assert "step **6**" in monitor(catalog, "digits")[0]
+    moved = tmp_path / "moved"
+    shutil.move(str(served_run), moved)
+    try:
+        summary, frame, samples = monitor(catalog, "digits")
+        assert "no longer exists" in summary and samples is None and frame.empty
+    finally:
+        shutil.move(str(moved), served_run)
+
+
+@pytest.fixture(scope="module")
+def server(served_run):
+    srv = start([served_run], host="127.0.0.1", port=free_port(), device="cpu", refresh_s=1.0)
+    yield srv
+    srv.close()
+
+
+@pytest.mark.slow
+def test_http_smoke(server):
+    from gancv.bench.serve import http_generate
+
+    assert server.url.startswith("http://127.0.0.1:")
+    with urllib.request.urlopen(server.url, timeout=30) as resp:
+        assert resp.status == 200 and "gancv" in resp.read().decode()
+    reply = http_generate(server.url, "digits", 3, 2)
+    assert reply["event"] == "complete" and len(reply["data"][0]) == 2
+    url = reply["data"][0][0]["image"]["url"]
+    with urllib.request.urlopen(url, timeout=30) as resp:
+        served = resp.read()
+    from gancv.provenance import read_metadata
+
+    import io
+
+    # What the browser downloads is the marked PNG, metadata intact (not a re-encoded WebP).
+    assert read_metadata(Image.open(io.BytesIO(served)))["gancv:ai_generated"] == "true"
+    bad = http_generate(server.url, "nope", 3, 2)
+    assert bad["event"] == "error"
+    # ... and the server is still answering afterwards.
+    assert http_generate(server.url, "digits", 4, 1)["event"] == "complete"
+
+
+def _need_chromium():
+    from gancv.serve.browser import chromium_path
+
+    if chromium_path() is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI must install Chromium from the system packages (.ci/run does apt-get install chromium)")
+        pytest.skip("no system Chromium (apt-get install -y chromium)")
+
+
+@pytest.mark.slow
+def test_browser_generate(server):
+    pytest.importorskip("playwright")
+    _need_chromium()
+    from gancv.serve.browser import Browser, generate_in_browser
+
+    with Browser() as page:
+        timing = generate_in_browser(page, server.url, ARTIFACTS / "serve-generate.png")
+        srcs = page.eval_on_selector_all("#generate-gallery img", "els => els.map(e => [e.naturalWidth, e.src])")
+        assert len(srcs) == 16 and all(w >= 256 for w, _ in srcs)
+        page.get_by_role("tab", name="Training monitor").click()
+        page.get_by_text("img/s").first.wait_for()
+        page.screenshot(path=str(ARTIFACTS / "serve-monitor.png"))
+    (ARTIFACTS / "serve-timing.json").write_text(json.dumps(timing))
+    assert timing["first_generation_s"] < 60
+
+
+STYLEGAN_RUN = [
+    "task=stylegan", "data=digits", "image_size=16", "channels=1", "batch_size=8", "steps=2", "z_dim=8",
+    "generator.name=stylegan", "generator.channel_base=64", "generator.channel_max=16", "generator.w_dim=16",
+    "generator.mapping_layers=2", "discriminator.name=stylegan", "discriminator.channel_base=64",
+    "discriminator.channel_max=16", "log_every=1", "sample_every=2", "checkpoint_every=2", "progress=false",
+    "device=cpu",
+]
+
+
+@pytest.mark.slow
+def test_stylegan_tabs(tmp_path, outputs):
+    """Directions and Projection tabs exist only for models that have them, and work."""
+    import gancv
+    from gancv.config import make_config
+    from gancv.serve.app import directions, project
+
+    run = gancv.train(make_config(None, STYLEGAN_RUN), out=tmp_path / "sg")
+    catalog = load_catalog([run], device="cpu")
+    assert catalog.with_capability("direction_grid") == ["sg"] and catalog.with_capability("project") == ["sg"]
+    grid = directions(catalog, outputs, "sg", 0, 3.0, 1, rows=2)
+    assert Image.open(grid).width >= 256
+    upload = _save(tmp_path, "digit.png", Image.new("L", (16, 16), 40))
+    image, report = project(catalog, outputs, "sg", upload, 3)
+    assert "PSNR" in report and Path(image).is_file()
+    with pytest.raises(GancvError, match="out of range"):
+        directions(catalog, outputs, "sg", 999, 3.0, 1)
+
+
+def test_host_warning():
+    from gancv.serve import host_warning
+
+    assert host_warning("127.0.0.1") is None
+    assert "anyone who can reach" in host_warning("0.0.0.0")
+
+
+class _Mirror:
+    """A stand-in image-to-image model: the app dispatches on methods, not on classes."""
+
+    task, shape, model_id = "translation", (3, 16, 16), "0a0b0c0d"
+
+    def translate(self, images):
+        return images.flip(-1)
+
+
+def test_image_to_image_dispatch(tmp_path, outputs):
+    from gancv.serve.app import build_app, image_to_image
+    from gancv.serve.models import Catalog, Served
+
+    catalog = Catalog({"mirror": Served("mirror", tmp_path, _Mirror(), None)})
+    assert catalog.with_capability("translate") == ["mirror"] and catalog.with_capability("upscale") == []
+    upload = _save(tmp_path, "in.png", Image.new("RGB", (16, 16), (10, 200, 30)))
+    out = image_to_image(catalog, outputs, "translate", "mirror", upload)
+    assert Image.open(out).size == (256, 256)
+    with pytest.raises(GancvError, match="cannot upscale"):
+        image_to_image(catalog, outputs, "upscale", "mirror", upload)
+    app = build_app(catalog, outputs)
+    titles = {getattr(b, "label", None) for b in app.blocks.values()}
+    assert "Translate" in titles and "Upscale" not in titles and "Generate" not in titles
