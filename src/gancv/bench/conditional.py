@@ -28,6 +28,16 @@ def class_accuracy(model, per_class: int, seed: int = 0) -> dict:
             "samples_per_class": per_class}
 
 
+def real_accuracy(image_size: int) -> float:
+    """The scorer on the real digits at the same size: the ceiling samples are judged against
+    (optimistic, since the classifier was fitted on these very digits)."""
+    from ..data import load_data
+    from ..metrics.digits import predict_proba
+
+    real = load_data("digits", image_size=image_size, channels=1)
+    return round(float((predict_proba(real.x).argmax(1) == real.y.numpy()).mean()), 4)
+
+
 @BENCHMARKS.register("cgan-digits", description="train cgan-digits; per-class accuracy of --class samples by a real-digit classifier")
 def cgan_digits(quick: bool = False, device: str = "auto", log: Callable[[str], None] | None = None) -> dict:
     from ..api import load, train
@@ -41,6 +51,7 @@ def cgan_digits(quick: bool = False, device: str = "auto", log: Callable[[str], 
         seconds = time.perf_counter() - t0
         model = load(Path(tmp) / "run", device=device)
         score = class_accuracy(model, per_class=10 if quick else 100)
+    score["real_digits_accuracy"] = real_accuracy(cfg.image_size)
     return {"benchmark": "cgan-digits", "preset": "cgan-digits", "steps": cfg.steps, "batch_size": cfg.batch_size,
             "image_size": cfg.image_size, "generator": cfg.generator.name, "discriminator": cfg.discriminator.name,
             "quick": quick, "device": str(model.device), "train_seconds": round(seconds, 1),
