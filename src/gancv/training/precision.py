@@ -19,6 +19,8 @@ from typing import Any, Callable, Iterable, Iterator
 import torch
 from torch import nn
 
+from ..errors import GancvError
+
 # Above this many parameters a step is compute-bound and a CUDA graph saves nothing worth its
 # memory (the graph pins every intermediate); below it kernel launches dominate a GAN step
 # (the reference MLP GAN spends 8 ms per step on a GPU that needs well under 1 ms of math).
@@ -119,6 +121,8 @@ class CompiledForward:
             return self.eager(*args, **kwargs)
         try:
             return self.compiled(*args, **kwargs)
+        except GancvError:  # the user's mistake (e.g. a shape check), not the compiler's
+            raise
         except Exception as exc:  # inductor/dynamo raise many types; every one means "use eager"
             self.disable(exc)
             return self.eager(*args, **kwargs)
@@ -138,7 +142,9 @@ def autocast_forward(forward: Callable[..., Any], device_type: str) -> Callable[
 
     @functools.wraps(forward)
     def run(*args: Any, **kwargs: Any) -> Any:
-        with torch.autocast(device_type, dtype=torch.bfloat16):
+        # No cast cache: each forward is its own autocast region anyway (the cache would be
+        # emptied on exit), and a cache is unsafe inside CUDA-graph capture (torch.cuda.graph docs).
+        with torch.autocast(device_type, dtype=torch.bfloat16, cache_enabled=False):
             out = forward(*args, **kwargs)
         return _to_float(out)
 
