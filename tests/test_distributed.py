@@ -117,6 +117,12 @@ def test_shards_partition_the_global_batch(world, accum, resident):
                 parts[k][r] = stream.next()[0]
         got = torch.cat([p for row in parts for p in row])
         assert torch.equal(got, want), step
+        if not resident:
+            loaders = {id(stream._loader) for stream in shards}
+            if step == 0:
+                first_loaders = loaders
+            elif step < 5:  # one DataLoader per stream for the whole run (persistent workers survive epochs)
+                assert loaders == first_loaders
         if step == 4:  # a checkpoint taken here resumes on any number of processes
             state = shards[0].state()
             assert state == single.state()
