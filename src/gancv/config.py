@@ -114,8 +114,10 @@ _MLP = {"generator": {"name": "mlp"}, "discriminator": {"name": "mlp"}}
 register_preset(
     "dcgan-digits",
     "DCGAN on scikit-learn's real 8x8 digits at 32 px (offline; the demo's default)",
-    data="digits", image_size=32, channels=1, batch_size=64, steps=1500, ema_kimg=5.0,
-    log_every=50, sample_every=250, checkpoint_every=500, **_dcgan(32),
+    # Width 16 reaches the same classifier score as width 32 at a quarter of the compute, which
+    # buys the extra steps that keep `make demo` under 3 minutes on 2 CPU cores.
+    data="digits", image_size=32, channels=1, batch_size=64, steps=2000, ema_kimg=5.0,
+    log_every=50, sample_every=250, checkpoint_every=500, **_dcgan(16),
 )
 register_preset(
     "gan-mnist", "the classic MLP GAN (Goodfellow et al.) on MNIST, 28 px",
