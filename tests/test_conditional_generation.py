@@ -50,6 +50,7 @@ def test_class_on_unconditional_model_exits_2(trained_run, tmp_path, capsys):
     assert code == 2 and "unconditional" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("conditioning", ["projection", "acgan"])
 def test_resnet_conditional_trains_and_samples(conditioning, tmp_path):
     cfg = make_config(None, ["data=digits", "conditional=true", "loss=hinge", "generator.name=resnet",

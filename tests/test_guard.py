@@ -34,6 +34,7 @@ def rows(run):
     return [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.slow
 def test_injected_nan_is_rolled_back_and_the_run_finishes_finite(monkeypatch, tiny_overrides, tmp_path):
     inject_nan(monkeypatch, {5})  # step 5 (0-based 4): after the step-3 checkpoint
     run = gancv.train(make_config(None, tiny_overrides + ["ema_kimg=0.05"]), out=tmp_path / "nan")

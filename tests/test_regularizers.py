@@ -66,6 +66,7 @@ RECIPES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("recipe", list(RECIPES))
 def test_recipe_trains_with_finite_losses(recipe, tiny_overrides, tmp_path):
     run = gancv.train(make_config(None, tiny_overrides + RECIPES[recipe]), out=tmp_path / recipe)
@@ -80,6 +81,7 @@ def test_recipe_trains_with_finite_losses(recipe, tiny_overrides, tmp_path):
         assert all("gp" in r for r in rows)
 
 
+@pytest.mark.slow
 def test_resume_is_exact_with_task_state(tiny_overrides, tmp_path):
     extra = ["augment=color,translation", "ada_target=0.6", "ada_kimg=0.05", "lecam_weight=0.3", "r1_gamma=1",
              "r1_every=2"]
