@@ -93,3 +93,24 @@ def test_guard_flags_on_device_and_resets():
     guard.reset()
     guard.observe(torch.tensor(float("nan")), [])
     assert guard.check() == "non-finite loss or gradient"
+
+
+def test_without_grad_norm_the_weights_are_checked_instead():
+    p = torch.nn.Parameter(torch.ones(3))
+    guard = DivergenceGuard(torch.device("cpu"), grad_limit=0.0, params=[p])
+    p.grad = torch.full((3,), float("nan"))  # not looked at: no per-step gradient norm
+    guard.observe(torch.tensor(1.0), [p])
+    assert guard.check() is None
+    with torch.no_grad():
+        p[1] = float("nan")
+    assert guard.check() == "non-finite weights"
+    guard.observe(torch.tensor(float("inf")), [p])
+    assert guard.check() == "non-finite loss or gradient"
+
+
+def test_injected_nan_is_caught_without_grad_norm(monkeypatch, tiny_overrides, tmp_path):
+    inject_nan(monkeypatch, {5})
+    run = gancv.train(make_config(None, tiny_overrides + ["guard_grad_norm=0"]), out=tmp_path / "cheap")
+    assert len([r for r in rows(run) if r.get("event") == "rollback"]) == 1
+    weights = load_file(str(checkpoint_dirs(run)[-1] / "generator.safetensors"))
+    assert all(torch.isfinite(w).all() for w in weights.values() if w.is_floating_point())

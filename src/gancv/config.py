@@ -64,7 +64,8 @@ class TrainConfig:
     ada_interval: int = 4  # D steps between p updates
     # divergence guard: roll back to the last good checkpoint on a non-finite loss or exploding gradient
     guard: bool = True
-    guard_grad_norm: float = 1e6  # a gradient norm above this counts as exploding; 0 = only non-finite
+    guard_grad_norm: float = 1e6  # a gradient norm above this counts as exploding; 0 = no per-step grad norm
+                                  # (cheaper: the loss is checked every step and the weights at log/checkpoint)
     guard_lr_factor: float = 0.5  # learning rates are multiplied by this at each rollback
     guard_max_rollbacks: int = 3
     # speed (gancv.training.precision): "auto" = on where it measurably helps on this device

@@ -120,7 +120,9 @@ class Trainer:
                        if self.plan.cuda_graph else None)
         self.log(self.plan.describe() + (f"; {self.dist.world} processes" if self.dist.enabled else ""))
         self.step = 0
-        self.guard = DivergenceGuard(self.device, cfg.guard_grad_norm) if cfg.guard else None
+        self.guard = (DivergenceGuard(self.device, cfg.guard_grad_norm,
+                                      [p for net in self.networks.values() for p in net.parameters()])
+                      if cfg.guard else None)
         self.rollbacks = 0  # divergence-guard rollbacks so far; learning rates are scaled by factor**rollbacks
         if resume:
             self._resume()
