@@ -20,6 +20,35 @@ from .registry import Registry
 
 
 @dataclass
+class RestorationConfig:
+    """Super-resolution and inpainting settings (``restoration.KEY=value``); other tasks ignore them.
+
+    Training runs in two stages, as in SRGAN/ESRGAN: ``pretrain_steps`` of reconstruction-only (L1)
+    training, then adversarial fine-tuning with ``pixel_weight`` L1 + ``perceptual_weight``
+    perceptual + ``adversarial_weight`` GAN loss. ``pretrain_steps >= steps`` trains the PSNR model only.
+    """
+
+    scale: int = 4  # super-resolution factor (2, 4 or 8)
+    crop: Optional[int] = None  # random training crop (px of the high-resolution image); None = image_size
+    pretrain_steps: int = 0
+    # GAN-stage weights: ESRGAN's (L1 0.01, perceptual 1, adversarial 0.005)
+    pixel_weight: float = 0.01
+    perceptual_weight: float = 1.0
+    adversarial_weight: float = 0.005
+    adversarial: str = "ragan"  # "ragan" (relativistic average, ESRGAN) or a loss name from `gancv models`
+    vgg_weights: str = ""  # torchvision vgg19 .pth file or a torch hub directory; never downloaded
+    # degradations applied before the bicubic downscale: blur sigma up to `blur`, Gaussian noise
+    # up to `noise` (in 0..255 units), JPEG quality down to `jpeg` (0 = no JPEG)
+    blur: float = 0.0
+    noise: float = 0.0
+    jpeg: int = 0
+    # inpainting
+    mask: str = "mixed"  # "box", "free-form" or "mixed"
+    hole_weight: float = 6.0  # L1 weight inside the hole relative to the known pixels (Liu et al. 2018)
+    local_size: Optional[int] = None  # local discriminator crop; None = image_size // 2
+
+
+@dataclass
 class TrainConfig:
     preset: str = ""
     task: str = "generation"
@@ -90,6 +119,7 @@ class TrainConfig:
     logger: str = "none"  # "tensorboard": also write scalars and sample grids to RUN/tensorboard/
     # provenance: invisible watermark on preview images (metadata is always written); recorded here
     watermark: bool = True
+    restoration: RestorationConfig = field(default_factory=RestorationConfig)
 
 
 @dataclass(frozen=True)
@@ -184,7 +214,6 @@ register_preset(
 )
 
 
-
 def _stylegan(channel_base: int, channel_max: int, w_dim: int, mapping_layers: int) -> dict[str, Any]:
     return {
         "task": "stylegan",
@@ -219,6 +248,37 @@ register_preset(
     **_stylegan(16384, 512, 512, 2),
 )
 
+
+# ---- restoration (super-resolution, inpainting) ---------------------------------------------------
+# Adam betas (0.9, 0.99) as in ESRGAN/BasicSR: restoration losses are dominated by the stable L1
+# term, so the GAN recipe's low beta1 only adds noise.
+_SR = dict(task="super-resolution", beta1=0.9, beta2=0.99, ema_kimg=0.0, sample_every=1000, checkpoint_every=1000,
+           log_every=100, discriminator={"name": "sn-patchgan", "width": 64})
+register_preset(
+    "srresnet-x4", "SRResNet x4 PSNR model (L1 only) on random crops of the bundled photos (offline)",
+    data="photos", image_size=96, channels=3, batch_size=16, steps=20000, lr_g=2e-4, lr_d=1e-4,
+    generator={"name": "srresnet", "width": 64, "blocks": 16}, restoration={"scale": 4, "pretrain_steps": 20000}, **_SR,
+)
+register_preset(
+    "esrgan-x4", "ESRGAN x4: RRDB generator, L1 pre-training then RaGAN + L1 + perceptual fine-tuning (photos)",
+    data="photos", image_size=128, channels=3, batch_size=16, steps=40000, lr_g=1e-4, lr_d=1e-4,
+    generator={"name": "rrdb", "width": 64, "blocks": 23, "growth": 32},
+    restoration={"scale": 4, "pretrain_steps": 20000, "adversarial": "ragan"}, **_SR,
+)
+register_preset(
+    "sr-medmnist", "SRResNet x2 on grayscale medical images: medmnist:data/medmnist/pneumoniamnist.npz (supply the file)",
+    data="medmnist:data/medmnist/pneumoniamnist.npz", image_size=28, channels=1, batch_size=32, steps=5000,
+    lr_g=2e-4, lr_d=1e-4, generator={"name": "srresnet", "width": 32, "blocks": 8},
+    restoration={"scale": 2, "pretrain_steps": 5000}, **_SR,
+)
+register_preset(
+    "inpaint-photos", "gated-conv inpainting + global/local SN-PatchGAN (hinge) on photo crops, free-form and box holes",
+    task="inpainting", data="photos", image_size=64, channels=3, batch_size=16, steps=20000, lr_g=1e-4, lr_d=1e-4,
+    beta1=0.5, beta2=0.999, ema_kimg=0.0, sample_every=1000, checkpoint_every=1000, log_every=100,
+    generator={"name": "gated-inpaint", "width": 32}, discriminator={"name": "global-local-patchgan", "width": 32},
+    restoration={"mask": "mixed", "pretrain_steps": 5000, "pixel_weight": 1.0, "adversarial_weight": 0.1,
+                 "adversarial": "hinge"},
+)
 
 def _suggest(key: str, valid: list[str]) -> str:
     close = difflib.get_close_matches(key, valid, n=1)

@@ -127,3 +127,22 @@ REGULARIZERS.register("lecam", Regularizer("lecam", lecam_penalty, "lecam_weight
 
 # Losses whose critic is only meaningful under a gradient penalty, and the ones that pair with it.
 GP_LOSSES = ("wasserstein",)
+
+
+# ---- relativistic average GAN (Jolicoeur-Martineau 2018; ESRGAN) --------------------------------
+# D estimates whether real data is *more realistic than the average fake* (and vice versa), so
+# G's loss depends on real logits too: a different signature from the registered pairs above.
+def ragan_d(real: Tensor, fake: Tensor) -> Tensor:
+    return 0.5 * (F.softplus(-(real - fake.mean())).mean() + F.softplus(fake - real.mean()).mean())
+
+
+def ragan_g(real: Tensor, fake: Tensor) -> Tensor:
+    return 0.5 * (F.softplus(real - fake.mean()).mean() + F.softplus(-(fake - real.mean())).mean())
+
+
+def adversarial_pair(name: str) -> tuple[Callable[[Tensor, Tensor], Tensor], Callable[[Tensor, Tensor], Tensor]]:
+    """``(d_loss(real, fake), g_loss(real, fake))`` for "ragan" or any registered loss name."""
+    if name == "ragan":
+        return ragan_d, ragan_g
+    loss = LOSSES.get(name)
+    return loss.d_loss, lambda real, fake: loss.g_loss(fake)

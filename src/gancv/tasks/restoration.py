@@ -1,0 +1,325 @@
+"""Image restoration tasks: super-resolution (SRResNet / ESRGAN) and inpainting (gated conv + PatchGAN).
+
+Both train in stages, given as data (:class:`Stage`): first reconstruction only (the "PSNR
+model"), then adversarial fine-tuning; ``restoration.pretrain_steps`` sets the switch. Inputs are
+made on the fly from clean images: degraded low-resolution copies (``data.degrade``) or random
+box / free-form holes (``data.degrade.random_masks``).
+"""
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig
+from torch import nn
+
+from .. import __version__
+from ..data import DataBundle
+from ..data.degrade import MASK_KINDS, degrade, random_masks
+from ..errors import GancvError
+from ..losses import LOSSES, adversarial_pair
+from ..models import build
+from ..models.base import REGISTRIES
+from ..models.perceptual import VGG19_FILE, VGGFeatures, find_vgg_weights, hub_candidates, perceptual_loss
+from ..models.restoration import INPAINT, SR, composite
+from ..training.checkpoint import atomic_write_json, save_weights
+from ..training.loop import OptimizerSpec, Phase
+from ..training.stream import Batch
+from . import TASKS
+from .restoring import InpaintingModel, SuperResolutionModel
+
+PREVIEW_COUNT = 8
+
+
+@dataclass(frozen=True)
+class Stage:
+    """Loss weights for the steps before ``until`` (exclusive); an adversarial weight of 0 skips D."""
+
+    name: str
+    until: float
+    pixel: float
+    perceptual: float = 0.0
+    adversarial: float = 0.0
+
+
+def make_stages(cfg: DictConfig) -> list[Stage]:
+    r = cfg.restoration
+    gan = Stage("gan", math.inf, r.pixel_weight, r.perceptual_weight, r.adversarial_weight)
+    if r.pretrain_steps <= 0:
+        return [gan]
+    return [Stage("psnr", r.pretrain_steps, 1.0), gan]
+
+
+def _build_for(family: str, kind: str, config: dict[str, Any]) -> nn.Module:
+    """Build a network, first checking it is one of ``family``'s (a DCGAN cannot upscale)."""
+    registry = REGISTRIES[kind]
+    fits = [n for n in registry.names() if getattr(registry.get(n), "family", None) == family]
+    if config.get("name") not in fits:
+        raise GancvError(f"{kind} {config.get('name')!r} is not a {family} network; use {kind}.name={' or '.join(fits)}")
+    return build(kind, config)
+
+
+class _RestorationTask:
+    """What SR and inpainting share: crops, stages, the step counter, export."""
+
+    family = ""
+    inference: Any = None
+
+    def __init__(self, cfg: DictConfig, bundle: DataBundle, device: torch.device, rng: torch.Generator):
+        self.cfg, self.bundle, self.device, self.rng = cfg, bundle, device, rng
+        self.r = cfg.restoration
+        if bundle.kind != "image":
+            raise GancvError(f"{cfg.task} needs images, but {cfg.data} holds 2-D points; use photos, folder:PATH or medmnist:FILE")
+        self.channels, size = bundle.shape[0], bundle.shape[1]
+        self.crop = int(self.r.crop or size)
+        if self.crop > size:
+            raise GancvError(f"restoration.crop={self.crop} is larger than the images (image_size={size}); "
+                             "lower the crop or raise image_size")
+        for name in ("pixel_weight", "perceptual_weight", "adversarial_weight", "blur", "noise", "hole_weight"):
+            if self.r[name] < 0:
+                raise GancvError(f"restoration.{name} must be >= 0, got {self.r[name]}")
+        if self.r.adversarial != "ragan" and self.r.adversarial not in LOSSES:
+            raise GancvError(f"restoration.adversarial={self.r.adversarial!r}: choose ragan or one of {', '.join(LOSSES.names())}")
+        self.d_loss, self.g_loss = adversarial_pair(self.r.adversarial)
+        self.stages = make_stages(cfg)
+        self.step = 0
+        betas = (cfg.beta1, cfg.beta2)
+        self.optimizers = {
+            "discriminator": OptimizerSpec(("discriminator",), cfg.lr_d, betas),
+            "generator": OptimizerSpec(("generator",), cfg.lr_g, betas),
+        }
+        self.ema_network = "generator"
+        self.fixed = self._preview_images()
+
+    # ---- stages --------------------------------------------------------------------------------
+    def stage(self, step: int | None = None) -> Stage:
+        step = self.step if step is None else step
+        return next(s for s in self.stages if step < s.until)
+
+    def phases(self) -> list[Phase]:
+        stage = self.stage()
+        self.step += 1  # the loop asks for phases exactly once per training step
+        g = Phase("G", "generator", lambda batch: self.g_step(batch, stage))
+        if stage.adversarial > 0:
+            return [Phase("D", "discriminator", self.d_step, repeats=self.cfg.n_critic), g]
+        return [g]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"step": self.step}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.step = int(state.get("step", 0))
+
+    # ---- data ----------------------------------------------------------------------------------
+    def prepare(self, real: torch.Tensor) -> torch.Tensor:
+        """Random crops plus the dihedral augmentations (flip, transpose) restoration is invariant to."""
+        n, _, h, w = real.shape
+        if self.crop < h or self.crop < w:
+            tops = torch.randint(0, h - self.crop + 1, (n,), generator=self.rng, device=self.rng.device).tolist()
+            lefts = torch.randint(0, w - self.crop + 1, (n,), generator=self.rng, device=self.rng.device).tolist()
+            real = torch.stack([real[i, :, t : t + self.crop, l : l + self.crop] for i, (t, l) in enumerate(zip(tops, lefts))])
+        flips = torch.randint(0, 2, (2,), generator=self.rng, device=self.rng.device).tolist()
+        if flips[0]:
+            real = real.flip(-1)
+        if flips[1]:
+            real = real.transpose(-1, -2)
+        return real.contiguous()
+
+    def _preview_images(self) -> torch.Tensor:
+        from ..data import to_float
+
+        n = min(PREVIEW_COUNT, len(self.bundle))
+        x = torch.stack([self.bundle.dataset[i][0] for i in range(n)])
+        h, w = x.shape[-2:]
+        top, left = (h - self.crop) // 2, (w - self.crop) // 2
+        return to_float(x[:, :, top : top + self.crop, left : left + self.crop].contiguous()).to(self.device)
+
+    # ---- export --------------------------------------------------------------------------------
+    def export(self, model_dir: Path, nets: dict[str, nn.Module]) -> None:
+        model_dir = Path(model_dir)
+        model_dir.mkdir(parents=True, exist_ok=True)
+        save_weights(nets["generator"], model_dir / "generator.safetensors")
+        atomic_write_json(model_dir / "config.json", self.model_info(nets["generator"]))
+
+    def model_info(self, G: nn.Module) -> dict[str, Any]:
+        return {
+            "task": self.family,
+            "gancv_version": __version__,
+            "preset": self.cfg.preset,
+            "data": {"spec": self.cfg.data, "kind": "image", "shape": list(self.bundle.shape), "crop": self.crop},
+            "channels": self.channels,
+            "stage": self.stage(max(self.step - 1, 0)).name,
+            "step": self.step,
+            "generator": G.config,
+        }
+
+
+@TASKS.register("super-resolution", description="GAN super-resolution x2/x4/x8 (SRResNet / ESRGAN, PSNR then GAN stage)")
+class SuperResolutionTask(_RestorationTask):
+    family = SR
+    inference = SuperResolutionModel
+
+    def __init__(self, cfg: DictConfig, bundle: DataBundle, device: torch.device, rng: torch.Generator):
+        super().__init__(cfg, bundle, device, rng)
+        self.scale = int(self.r.scale)
+        if self.crop % self.scale:
+            raise GancvError(f"training crop {self.crop} is not divisible by restoration.scale={self.scale}; "
+                             f"pick a crop (or image_size) that is, e.g. {self.crop - self.crop % self.scale}")
+        self.G = _build_for(SR, "generator", {**cfg.generator, "channels": self.channels, "scale": self.scale})
+        self.D = _build_for(SR, "discriminator", {**cfg.discriminator, "channels": self.channels})
+        self.networks: dict[str, nn.Module] = {"generator": self.G, "discriminator": self.D}
+        self.vgg = self._perceptual()
+        self.fixed_lr = degrade(self.fixed, self.scale, torch.Generator(device=device).manual_seed(cfg.seed + 7),
+                                blur=self.r.blur, noise=self.r.noise, jpeg=self.r.jpeg)
+
+    def _perceptual(self) -> VGGFeatures | None:
+        if self.r.perceptual_weight == 0 or self.r.pretrain_steps >= self.cfg.steps:  # no GAN stage in this run
+            return None
+        path = find_vgg_weights(self.r.vgg_weights)
+        if path is None:
+            warnings.warn(
+                f"perceptual loss: no VGG19 weights (set restoration.vgg_weights=PATH to torchvision's {VGG19_FILE}, "
+                f"or place it at {hub_candidates()[0]}); using discriminator feature matching instead",
+                stacklevel=2,
+            )
+            return None
+        return VGGFeatures(path).to(self.device)
+
+    def low_res(self, hr: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return degrade(hr, self.scale, self.rng, blur=self.r.blur, noise=self.r.noise, jpeg=self.r.jpeg)
+
+    def d_step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        hr = self.prepare(batch[0])
+        with torch.no_grad():
+            sr = self.G(self.low_res(hr))
+        d_real, d_fake = self.D(hr), self.D(sr)
+        loss = self.d_loss(d_real, d_fake)
+        return {"loss": loss, "d_loss": loss.detach(), "d_real": d_real.detach().mean(), "d_fake": d_fake.detach().mean()}
+
+    def g_step(self, batch: Batch, stage: Stage) -> dict[str, torch.Tensor]:
+        hr = self.prepare(batch[0])
+        sr = self.G(self.low_res(hr))
+        pixel = F.l1_loss(sr, hr)
+        loss = stage.pixel * pixel
+        out = {"pixel_loss": pixel.detach()}
+        if stage.adversarial > 0:
+            adv = self.g_loss(self.D(hr).detach(), self.D(sr))
+            loss = loss + stage.adversarial * adv
+            out["g_loss"] = adv.detach()
+        if stage.perceptual > 0:
+            if self.vgg is not None:
+                perc = perceptual_loss(self.vgg, sr, hr)
+            else:  # feature matching on D's layers (pix2pixHD): a perceptual distance learnt on this data
+                real_feats = [f.detach() for f in self.D.features(hr)]
+                perc = sum(F.l1_loss(a, b) for a, b in zip(self.D.features(sr), real_feats)) / len(real_feats)
+            loss = loss + stage.perceptual * perc
+            out["perceptual_loss"] = perc.detach()
+        return {"loss": loss, **out}
+
+    @torch.no_grad()
+    def preview(self, nets: dict[str, nn.Module], path: Path) -> None:
+        from ..visual import save_grid
+
+        G = nets["generator"]
+        was = G.training
+        G.eval()
+        sr = G(self.fixed_lr).clamp(-1, 1)
+        bicubic = F.interpolate(self.fixed_lr, scale_factor=self.scale, mode="bicubic", align_corners=False).clamp(-1, 1)
+        # rows: bicubic | model | ground truth
+        save_grid(torch.cat([bicubic, sr, self.fixed]), path, nrow=len(sr), scale=max(1, 64 // sr.shape[-1]))
+        G.train(was)
+
+    def model_info(self, G: nn.Module) -> dict[str, Any]:
+        r = self.r
+        return {**super().model_info(G), "scale": self.scale,
+                "degradation": {"blur": r.blur, "noise": r.noise, "jpeg": r.jpeg}}
+
+
+@TASKS.register("inpainting", description="GAN inpainting of free-form and box holes (gated conv + global/local PatchGAN)")
+class InpaintingTask(_RestorationTask):
+    family = INPAINT
+    inference = InpaintingModel
+
+    def __init__(self, cfg: DictConfig, bundle: DataBundle, device: torch.device, rng: torch.Generator):
+        super().__init__(cfg, bundle, device, rng)
+        if self.r.mask not in MASK_KINDS:
+            raise GancvError(f"restoration.mask={self.r.mask!r}: choose one of {', '.join(MASK_KINDS)}")
+        self.G = _build_for(INPAINT, "generator", {**cfg.generator, "channels": self.channels})
+        self.D = _build_for(INPAINT, "discriminator", {**cfg.discriminator, "channels": self.channels})
+        multiple = self.G.multiple
+        if self.crop % multiple:
+            raise GancvError(f"training crop {self.crop} must be a multiple of {multiple} for {cfg.generator.name}")
+        self.local = int(self.r.local_size or self.crop // 2)
+        if not 8 <= self.local <= self.crop:
+            raise GancvError(f"restoration.local_size={self.local} must be between 8 and the crop ({self.crop})")
+        self.networks = {"generator": self.G, "discriminator": self.D}
+        self.fixed_masks = random_masks(len(self.fixed), self.crop, self.r.mask,
+                                        torch.Generator().manual_seed(cfg.seed + 7)).to(device)
+
+    def masks(self, n: int) -> torch.Tensor:
+        return random_masks(n, self.crop, self.r.mask, self.rng).to(self.device)
+
+    def local_crops(self, images: torch.Tensor, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """A ``local`` x ``local`` window centred on each hole's bounding box (clamped to the image)."""
+        size, L = images.shape[-1], self.local
+        crops, mcrops = [], []
+        rows, cols = masks[:, 0].amax(2), masks[:, 0].amax(1)  # (N, H), (N, W): where the hole is
+        idx = torch.arange(size, device=masks.device)
+        for i in range(images.shape[0]):
+            ys, xs = idx[rows[i] > 0], idx[cols[i] > 0]
+            cy, cx = (int(ys.min() + ys.max()) // 2, int(xs.min() + xs.max()) // 2) if len(ys) else (size // 2, size // 2)
+            top, left = min(max(cy - L // 2, 0), size - L), min(max(cx - L // 2, 0), size - L)
+            crops.append(images[i, :, top : top + L, left : left + L])
+            mcrops.append(masks[i, :, top : top + L, left : left + L])
+        return torch.stack(crops), torch.stack(mcrops)
+
+    def _d(self, images: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+        local, local_mask = self.local_crops(images, masks)
+        return self.D(images, masks, local, local_mask)
+
+    def d_step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        real = self.prepare(batch[0])
+        masks = self.masks(real.shape[0])
+        with torch.no_grad():
+            fake = composite(self.G(real, masks), real, masks)
+        d_real, d_fake = self._d(real, masks), self._d(fake, masks)
+        loss = self.d_loss(d_real, d_fake)
+        return {"loss": loss, "d_loss": loss.detach(), "d_real": d_real.detach().mean(), "d_fake": d_fake.detach().mean()}
+
+    def g_step(self, batch: Batch, stage: Stage) -> dict[str, torch.Tensor]:
+        real = self.prepare(batch[0])
+        masks = self.masks(real.shape[0])
+        pred = self.G(real, masks)
+        diff = (pred - real).abs()
+        # Liu et al. 2018: the hole matters most, but L1 on known pixels keeps colours consistent at the border.
+        pixel = self.r.hole_weight * (diff * masks).mean() + (diff * (1 - masks)).mean()
+        loss = stage.pixel * pixel
+        out = {"pixel_loss": pixel.detach()}
+        if stage.adversarial > 0:
+            fake = composite(pred, real, masks)
+            adv = self.g_loss(self._d(real, masks).detach(), self._d(fake, masks))
+            loss = loss + stage.adversarial * adv
+            out["g_loss"] = adv.detach()
+        return {"loss": loss, **out}
+
+    @torch.no_grad()
+    def preview(self, nets: dict[str, nn.Module], path: Path) -> None:
+        from ..visual import save_grid
+
+        G = nets["generator"]
+        was = G.training
+        G.eval()
+        m = self.fixed_masks
+        filled = composite(G(self.fixed, m), self.fixed, m)
+        holes = self.fixed * (1 - m) + m  # holes shown white, as in the mask files users give
+        save_grid(torch.cat([holes, filled, self.fixed]), path, nrow=len(m), scale=max(1, 64 // m.shape[-1]))
+        G.train(was)
+
+    def model_info(self, G: nn.Module) -> dict[str, Any]:
+        return {**super().model_info(G), "multiple": int(self.G.multiple), "mask": self.r.mask}

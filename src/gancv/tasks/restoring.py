@@ -1,0 +1,154 @@
+"""Trained restoration models as ``gancv.load`` returns them: ``.upscale(images)`` and ``.inpaint(image, mask)``.
+
+Images go in and come out as uint8 (C, H, W) tensors (PIL images and numpy arrays are accepted
+too). Upscaling is tiled with overlap, so memory is bounded by the tile, not the image.
+Inpainting copies every known pixel from the input unchanged: only the hole is synthesised.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+
+from ..errors import GancvError
+from ..models import build
+from ..tiling import pad_to_multiple, tiled_apply
+from ..training.checkpoint import load_weights
+
+Note = Callable[[str], None]
+MIN_SR_SIDE = 4  # below this the bicubic skip and 3x3 convs see mostly padding
+
+
+def to_chw_uint8(image: Any, channels: int, name: str = "image", note: Note | None = None) -> torch.Tensor:
+    """PIL / numpy (H, W[, C]) / torch (C, H, W) uint8 -> uint8 (channels, H, W)."""
+    if isinstance(image, Image.Image):
+        image = np.asarray(image.convert("L" if image.mode in ("L", "1", "I", "I;16", "F") else "RGB"))
+    if isinstance(image, np.ndarray):
+        image = torch.from_numpy(np.array(image, dtype=np.uint8))  # a writable copy: torch refuses read-only buffers
+        image = image[None] if image.dim() == 2 else image.permute(2, 0, 1)
+    if not isinstance(image, torch.Tensor):
+        raise GancvError(f"{name}: expected a PIL image, numpy array or uint8 tensor, got {type(image).__name__}")
+    if image.dim() == 2:
+        image = image[None]
+    if image.dim() != 3 or image.shape[0] not in (1, 3, 4):
+        raise GancvError(f"{name}: expected (C, H, W) with 1 or 3 channels, got shape {tuple(image.shape)}")
+    if image.dtype != torch.uint8:
+        raise GancvError(f"{name}: expected uint8 pixels (0..255), got {image.dtype}")
+    image = image[:3]
+    if image.shape[0] != channels:
+        if channels == 1:
+            from torchvision.transforms.v2.functional import rgb_to_grayscale
+
+            image = rgb_to_grayscale(image)
+            if note:
+                note(f"{name}: colour image converted to grayscale (the model was trained on grayscale)")
+        else:
+            image = image.expand(3, -1, -1)
+    return image.contiguous()
+
+
+def _to_float(x: torch.Tensor) -> torch.Tensor:
+    return x.float() / 127.5 - 1
+
+
+def _to_uint8(x: torch.Tensor) -> torch.Tensor:
+    return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+
+class _RestorationModel:
+    task = ""
+
+    def __init__(self, generator: nn.Module, info: dict[str, Any], device: torch.device, path: Path | None = None):
+        self.generator = generator.to(device).eval().requires_grad_(False)
+        self.info, self.device, self.path = info, device, path
+        self.channels = int(info["channels"])
+        self.kind = "image"
+
+    @classmethod
+    def load(cls, model_dir: Path, info: dict[str, Any], device: torch.device) -> Any:
+        G = build("generator", info["generator"])
+        load_weights(G, model_dir / "generator.safetensors", device)
+        return cls(G, info, device, model_dir)
+
+
+class SuperResolutionModel(_RestorationModel):
+    """A trained SR generator: ``upscale(images)`` -> images ``scale`` times larger."""
+
+    task = "super-resolution"
+
+    def __init__(self, generator: nn.Module, info: dict[str, Any], device: torch.device, path: Path | None = None):
+        super().__init__(generator, info, device, path)
+        self.scale = int(info["scale"])
+
+    def check_scale(self, scale: int | None) -> None:
+        if scale is not None and int(scale) != self.scale:
+            raise GancvError(f"this model was trained for x{self.scale}, not x{scale}; drop --scale or train one with "
+                             f"restoration.scale={scale}")
+
+    @torch.no_grad()
+    def upscale(self, images: Any, *, scale: int | None = None, tile: int = 192, overlap: int = 16,
+                note: Note | None = None) -> Any:
+        """One image (PIL, numpy or uint8 (C, H, W)) -> uint8 (C, sH, sW); a list or a (N, C, H, W)
+        tensor -> the same kind of collection."""
+        self.check_scale(scale)
+        if isinstance(images, torch.Tensor) and images.dim() == 4:
+            return torch.stack([self.upscale(im, tile=tile, overlap=overlap, note=note) for im in images])
+        if isinstance(images, (list, tuple)):
+            return [self.upscale(im, tile=tile, overlap=overlap, note=note) for im in images]
+        x = to_chw_uint8(images, self.channels, note=note)
+        h, w = x.shape[-2:]
+        if min(h, w) < MIN_SR_SIDE:
+            raise GancvError(f"image is {w}x{h}: smaller than the smallest tile this model upscales "
+                             f"({MIN_SR_SIDE}x{MIN_SR_SIDE} px); use a larger image")
+        out = tiled_apply(self.generator, _to_float(x[None]), tile=tile, overlap=overlap, scale=self.scale,
+                          device=self.device)
+        return _to_uint8(out[0])
+
+
+class InpaintingModel(_RestorationModel):
+    """A trained inpainting generator: ``inpaint(image, mask)`` fills the white part of ``mask``."""
+
+    task = "inpainting"
+
+    def __init__(self, generator: nn.Module, info: dict[str, Any], device: torch.device, path: Path | None = None):
+        super().__init__(generator, info, device, path)
+        self.multiple = int(info.get("multiple", 4))
+        self.min_side = 4 * self.multiple  # the encoder's 1/4-resolution features must be at least 4x4
+
+    def binary_mask(self, mask: Any, size: tuple[int, int], note: Note | None = None) -> torch.Tensor:
+        """Any mask image -> bool (1, H, W); white (>= 128) = fill. Non-binary masks are thresholded."""
+        m = to_chw_uint8(mask if not isinstance(mask, torch.Tensor) or mask.dtype == torch.uint8
+                         else (mask.float() * 255).round().clamp(0, 255).to(torch.uint8), 1, "mask")
+        if tuple(m.shape[-2:]) != tuple(size):
+            raise GancvError(f"mask is {m.shape[-1]}x{m.shape[-2]} but the image is {size[1]}x{size[0]}; "
+                             "give a mask of the same size (white = fill)")
+        levels = torch.unique(m)
+        if not set(levels.tolist()) <= {0, 255}:
+            if note:
+                note(f"mask is not binary ({len(levels)} grey levels); thresholded at 128: white (>= 128) = fill")
+        binary = m >= 128
+        if not binary.any():
+            raise GancvError("mask has no white pixels: there is nothing to fill (white = fill, black = keep)")
+        if binary.all():
+            raise GancvError("mask is all white: no known pixels to fill from (white = fill, black = keep)")
+        return binary
+
+    @torch.no_grad()
+    def inpaint(self, image: Any, mask: Any, *, note: Note | None = None) -> torch.Tensor:
+        """Fill the hole; returns uint8 (C, H, W) whose pixels outside the hole equal the input's exactly."""
+        x = to_chw_uint8(image, self.channels, note=note)
+        h, w = x.shape[-2:]
+        if min(h, w) < self.min_side:
+            raise GancvError(f"image is {w}x{h}: smaller than one {self.min_side}x{self.min_side} tile of this "
+                             "inpainting network; use a larger image")
+        m = self.binary_mask(mask, (h, w), note)
+        xf, _ = pad_to_multiple(_to_float(x[None]), self.multiple)
+        mf = F.pad(m[None].float(), (0, xf.shape[-1] - w, 0, xf.shape[-2] - h))  # padding is "known", not hole
+        pred = self.generator(xf.to(self.device), mf.to(self.device)).cpu()[0, :, :h, :w]
+        # Composite in uint8: known pixels are copied, never round-tripped through floats.
+        return torch.where(m, _to_uint8(pred), x)

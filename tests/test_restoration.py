@@ -1,0 +1,305 @@
+"""Super-resolution and inpainting: networks, degradations, masks, training, inference, CLI, invariants."""
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import gancv
+from gancv.cli import main
+from gancv.config import make_config
+from gancv.data.degrade import MASK_KINDS, degrade, random_masks
+from gancv.errors import GancvError
+from gancv.models import DISCRIMINATORS, GENERATORS, build
+from gancv.models.restoration import INPAINT, SR
+from gancv.tiling import tiled_apply
+
+SMALL = {"srresnet": {"width": 8, "blocks": 2}, "rrdb": {"width": 8, "blocks": 1, "growth": 4},
+         "gated-inpaint": {"width": 8}, "sn-patchgan": {"width": 8}, "global-local-patchgan": {"width": 8}}
+
+
+def family(registry, fam):
+    return [n for n in registry.names() if getattr(registry.get(n), "family", None) == fam]
+
+
+def run_cli(capsys, *args):
+    code = main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+TINY_SR = ["task=super-resolution", "data=photos", "image_size=32", "max_items=48", "batch_size=8", "steps=4",
+           "generator.name=srresnet", "generator.width=8", "generator.blocks=1", "discriminator.name=sn-patchgan",
+           "discriminator.width=8", "restoration.pretrain_steps=2", "log_every=2", "sample_every=2",
+           "checkpoint_every=2", "progress=false", "device=cpu"]
+TINY_INPAINT = ["task=inpainting", "data=photos", "image_size=32", "max_items=48", "batch_size=8", "steps=4",
+                "generator.name=gated-inpaint", "generator.width=8", "discriminator.name=global-local-patchgan",
+                "discriminator.width=8", "restoration.pretrain_steps=2", "restoration.adversarial=hinge",
+                "log_every=2", "sample_every=2", "checkpoint_every=2", "progress=false", "device=cpu"]
+
+
+@pytest.fixture(scope="module")
+def sr_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("sr") / "run"
+    with pytest.warns(UserWarning, match="no VGG19 weights"):
+        gancv.train(make_config(None, TINY_SR), out=out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def inpaint_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("inpaint") / "run"
+    gancv.train(make_config(None, TINY_INPAINT), out=out)
+    return out
+
+
+# ---- networks ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", family(GENERATORS, SR))
+@pytest.mark.parametrize("scale,channels", [(2, 1), (4, 3)])
+def test_sr_generators_upscale_and_start_at_bicubic(name, scale, channels):
+    torch.manual_seed(0)
+    G = build("generator", {"name": name, "scale": scale, "channels": channels, **SMALL[name]})
+    x = torch.rand(2, channels, 7, 9) * 2 - 1
+    y = G(x)
+    assert y.shape == (2, channels, 7 * scale, 9 * scale)
+    # The residual branch starts at zero: an untrained model is exactly bicubic.
+    bicubic = torch.nn.functional.interpolate(x, scale_factor=scale, mode="bicubic", align_corners=False)
+    assert torch.allclose(y, bicubic, atol=1e-6)
+    y.mean().backward()
+    clone = build("generator", G.config)
+    clone.load_state_dict(G.state_dict())
+    assert torch.equal(clone(x), G(x))
+
+
+@pytest.mark.parametrize("name", family(GENERATORS, SR))
+def test_sr_bad_scale_and_channels(name):
+    with pytest.raises(GancvError, match="scale must be 2, 4 or 8"):
+        build("generator", {"name": name, "scale": 3, **SMALL[name]})
+    G = build("generator", {"name": name, "channels": 3, **SMALL[name]})
+    with pytest.raises(GancvError, match="expected a tensor of shape"):
+        G(torch.zeros(1, 1, 8, 8))
+
+
+@pytest.mark.parametrize("name", family(GENERATORS, SR))
+@pytest.mark.parametrize("upsample", ["progressive", "direct"])
+def test_sr_tiled_equals_untiled(name, upsample):
+    torch.manual_seed(0)
+    G = build("generator", {"name": name, "scale": 2, "upsample": upsample, **SMALL[name]}).eval()
+    for p in G.parameters():  # a trained-looking network: the zero-initialised tail would hide seams
+        torch.nn.init.normal_(p, 0, 0.05)
+    x = torch.rand(1, 3, 45, 61) * 2 - 1
+    with torch.no_grad():
+        full = G(x)
+    tiled = tiled_apply(G, x, tile=24, overlap=8, scale=2)
+    assert tiled.shape == full.shape
+    assert (tiled - full).abs().max() < 0.02, (tiled - full).abs().max()
+
+
+def test_inpaint_generator_and_discriminators():
+    torch.manual_seed(0)
+    G = build("generator", {"name": "gated-inpaint", "channels": 1, "width": 8})
+    img, mask = torch.rand(2, 1, 16, 20) * 2 - 1, torch.zeros(2, 1, 16, 20)
+    mask[:, :, 4:10, 4:10] = 1
+    out = G(img, mask)
+    assert out.shape == img.shape and out.abs().max() <= 1
+    # The hole's content is invisible to the network: changing it changes nothing.
+    other = img.clone()
+    other[mask.bool().expand_as(other)] = 0.7
+    assert torch.equal(G(other, mask), out)
+    with pytest.raises(GancvError, match="divisible by 4"):
+        G(torch.zeros(1, 1, 18, 20), torch.zeros(1, 1, 18, 20))
+    D = build("discriminator", {"name": "global-local-patchgan", "channels": 1, "width": 8})
+    logits = D(img, mask, img[:, :, :8, :8], mask[:, :, :8, :8])
+    assert logits.dim() == 2 and logits.shape[0] == 2
+    P = build("discriminator", {"name": "sn-patchgan", "channels": 3, "width": 8})
+    assert P(torch.zeros(2, 3, 32, 32)).shape[0] == 2 and len(P.features(torch.zeros(1, 3, 32, 32))) == 4
+
+
+# ---- degradations and masks --------------------------------------------------------------------
+def test_degrade_shapes_range_and_determinism():
+    hr = torch.rand(3, 3, 32, 32) * 2 - 1
+    a = degrade(hr, 4, torch.Generator().manual_seed(0), blur=2.0, noise=10.0, jpeg=30)
+    b = degrade(hr, 4, torch.Generator().manual_seed(0), blur=2.0, noise=10.0, jpeg=30)
+    assert a.shape == (3, 3, 8, 8) and torch.equal(a, b) and a.min() >= -1 and a.max() <= 1
+    clean = degrade(hr, 4, torch.Generator().manual_seed(0))
+    assert not torch.equal(a, clean)
+    with pytest.raises(GancvError, match="not divisible by scale"):
+        degrade(torch.zeros(1, 3, 30, 30), 4, torch.Generator())
+
+
+@pytest.mark.parametrize("kind", MASK_KINDS)
+def test_masks_are_binary_never_empty_or_full(kind):
+    m = random_masks(16, 32, kind, torch.Generator().manual_seed(1))
+    assert m.shape == (16, 1, 32, 32) and set(m.unique().tolist()) <= {0.0, 1.0}
+    frac = m.flatten(1).mean(1)
+    assert (frac > 0).all() and (frac < 1).all()
+    with pytest.raises(GancvError, match="mask kind"):
+        random_masks(1, 32, "circle", torch.Generator())
+
+
+# ---- training and inference ---------------------------------------------------------------------
+def test_sr_run_trains_both_stages_and_exports(sr_run):
+    import json
+
+    rows = [json.loads(line) for line in (sr_run / "metrics.jsonl").read_text().splitlines()]
+    assert "d_loss" not in rows[0] and "d_loss" in rows[-1]  # PSNR stage first, then GAN stage
+    info = json.loads((sr_run / "model" / "config.json").read_text())
+    assert info["task"] == "super-resolution" and info["scale"] == 4 and info["stage"] == "gan"
+    assert (sr_run / "samples.png").is_file()
+
+
+def test_sr_resume_continues_the_stage_counter(sr_run, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(sr_run, run)
+    gancv.train({"steps": 6}, resume=run)
+    assert (run / "checkpoints" / "step-0000006").is_dir()
+
+
+def test_upscale_api(sr_run):
+    model = gancv.load(sr_run, device="cpu")
+    assert model.task == "super-resolution"
+    out = model.upscale(torch.randint(0, 256, (3, 10, 13), dtype=torch.uint8))
+    assert out.shape == (3, 40, 52) and out.dtype == torch.uint8
+    batch = model.upscale(torch.randint(0, 256, (2, 3, 8, 8), dtype=torch.uint8))
+    assert batch.shape == (2, 3, 32, 32)
+    gray = model.upscale(np.zeros((6, 6), np.uint8))  # gray input to an RGB model is replicated
+    assert gray.shape == (3, 24, 24)
+    with pytest.raises(GancvError, match="trained for x4, not x2"):
+        model.upscale(out, scale=2)
+    with pytest.raises(GancvError, match="smaller than the smallest tile"):
+        model.upscale(torch.zeros(3, 2, 9, dtype=torch.uint8))
+
+
+def test_inpaint_keeps_known_pixels_exactly(inpaint_run):
+    model = gancv.load(inpaint_run, device="cpu")
+    assert model.task == "inpainting"
+    g = torch.Generator().manual_seed(0)
+    for h, w in [(32, 32), (37, 50)]:  # sizes that are not multiples of the network's stride too
+        img = torch.randint(0, 256, (3, h, w), dtype=torch.uint8, generator=g)
+        mask = torch.zeros(h, w, dtype=torch.uint8)
+        mask[5:20, 7:30] = 255
+        out = model.inpaint(img, mask)
+        keep = (mask == 0).expand(3, -1, -1)
+        assert out.shape == img.shape and torch.equal(out[keep], img[keep])
+        assert not torch.equal(out[~keep], img[~keep])
+
+
+def test_inpaint_bad_masks(inpaint_run):
+    model = gancv.load(inpaint_run, device="cpu")
+    img = torch.zeros(3, 32, 32, dtype=torch.uint8)
+    with pytest.raises(GancvError, match="mask is 16x16 but the image is 32x32"):
+        model.inpaint(img, torch.zeros(16, 16, dtype=torch.uint8))
+    with pytest.raises(GancvError, match="no white pixels"):
+        model.inpaint(img, torch.zeros(32, 32, dtype=torch.uint8))
+    with pytest.raises(GancvError, match="all white"):
+        model.inpaint(img, torch.full((32, 32), 255, dtype=torch.uint8))
+    with pytest.raises(GancvError, match="smaller than one 16x16 tile"):
+        model.inpaint(torch.zeros(3, 8, 8, dtype=torch.uint8), torch.zeros(8, 8, dtype=torch.uint8))
+    notes = []
+    soft = torch.zeros(32, 32, dtype=torch.uint8)
+    soft[4:12, 4:12] = 200
+    soft[12:14, 4:12] = 90  # below the threshold: kept
+    out = model.inpaint(img, soft, note=notes.append)
+    assert notes and "thresholded at 128" in notes[0]
+    assert torch.equal(out[:, 12:14], img[:, 12:14])
+
+
+def test_restoration_config_errors():
+    with pytest.raises(GancvError, match="not a super-resolution network"):
+        gancv.train(make_config(None, TINY_SR + ["generator.name=dcgan"]), out="/nonexistent/never")
+    with pytest.raises(GancvError, match="not divisible by restoration.scale"):
+        gancv.train(make_config(None, TINY_SR + ["restoration.crop=30"]), out="/nonexistent/never")
+    with pytest.raises(GancvError, match="restoration.scal"):
+        make_config(None, TINY_SR + ["restoration.scal=2"])
+
+
+def test_grayscale_medical_style_folder(tmp_path):
+    """The same tools on grayscale images from a folder (the medical-imaging case)."""
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    for i in range(10):
+        base = np.linspace(0, 255, 40)[None, :] * np.ones((40, 1))
+        Image.fromarray((base * 0.5 + rng.normal(0, 20, (40, 40))).clip(0, 255).astype(np.uint8), "L").save(folder / f"{i}.png")
+    cfg = make_config("sr-medmnist", [f"data=folder:{folder}", "image_size=32", "steps=2", "batch_size=4",
+                                      "generator.width=8", "generator.blocks=1", "progress=false", "device=cpu",
+                                      "sample_every=2", "checkpoint_every=2"])
+    run = gancv.train(cfg, out=tmp_path / "run")
+    model = gancv.load(run, device="cpu")
+    assert model.channels == 1 and model.scale == 2
+    out = model.upscale(Image.open(folder / "0.png"))
+    assert out.shape == (1, 80, 80)
+    rgb = model.upscale(torch.zeros(3, 8, 8, dtype=torch.uint8), note=lambda m: None)
+    assert rgb.shape == (1, 16, 16)
+
+
+# ---- CLI ---------------------------------------------------------------------------------------
+def _png(path, size, mode="RGB", value=None):
+    rng = np.random.default_rng(0)
+    shape = (size[1], size[0], 3) if mode == "RGB" else (size[1], size[0])
+    arr = rng.integers(0, 256, shape).astype(np.uint8) if value is None else np.full(shape, value, np.uint8)
+    Image.fromarray(arr, mode).save(path)
+    return path
+
+
+def test_cli_upscale(sr_run, tmp_path, capsys):
+    a, b = _png(tmp_path / "a.png", (12, 10)), _png(tmp_path / "b.png", (9, 9))
+    code, _, err = run_cli(capsys, "upscale", sr_run, a, "--out", tmp_path / "a4.png")
+    assert code == 0, err
+    assert Image.open(tmp_path / "a4.png").size == (48, 40)
+    code, _, err = run_cli(capsys, "upscale", sr_run, a, b, "--out", tmp_path / "outdir")
+    assert code == 0, err
+    assert sorted(p.name for p in (tmp_path / "outdir").iterdir()) == ["a_x4.png", "b_x4.png"]
+    code, _, err = run_cli(capsys, "upscale", sr_run, a, "--scale", 2, "--out", tmp_path / "x.png")
+    assert code == 2 and "trained for x4" in err and "Traceback" not in err
+    (tmp_path / "bad.png").write_bytes(b"not an image")
+    code, _, err = run_cli(capsys, "upscale", sr_run, tmp_path / "bad.png", "--out", tmp_path / "x.png")
+    assert code == 2 and "bad.png" in err
+
+
+def test_cli_inpaint_and_bad_input(inpaint_run, sr_run, tmp_path, capsys):
+    img = _png(tmp_path / "img.png", (40, 36))
+    mask_arr = np.zeros((36, 40), np.uint8)
+    mask_arr[10:20, 10:25] = 255
+    Image.fromarray(mask_arr).save(tmp_path / "mask.png")
+    code, _, err = run_cli(capsys, "inpaint", inpaint_run, img, "--mask", tmp_path / "mask.png", "--out", tmp_path / "o.png")
+    assert code == 0, err
+    out, src = np.array(Image.open(tmp_path / "o.png")), np.array(Image.open(img))
+    assert (out[mask_arr == 0] == src[mask_arr == 0]).all()
+    cases = [
+        (_png(tmp_path / "small.png", (20, 20), "L", 255), "mask is 20x20 but the image is 40x36"),
+        (_png(tmp_path / "empty.png", (40, 36), "L", 0), "no white pixels"),
+        (_png(tmp_path / "full.png", (40, 36), "L", 255), "all white"),
+    ]
+    for mask, message in cases:
+        code, _, err = run_cli(capsys, "inpaint", inpaint_run, img, "--mask", mask, "--out", tmp_path / "o2.png")
+        assert code == 2 and message in err and "Traceback" not in err, err
+    gray = np.where(mask_arr > 0, 180, 20).astype(np.uint8)
+    Image.fromarray(gray).save(tmp_path / "gray.png")
+    code, _, err = run_cli(capsys, "inpaint", inpaint_run, img, "--mask", tmp_path / "gray.png", "--out", tmp_path / "o3.png")
+    assert code == 0 and "thresholded" in err
+    # Commands for another kind of model refuse cleanly.
+    code, _, err = run_cli(capsys, "inpaint", sr_run, img, "--mask", tmp_path / "mask.png", "--out", tmp_path / "o4.png")
+    assert code == 2 and "needs a model trained for inpainting" in err
+    code, _, err = run_cli(capsys, "sample", sr_run, "-n", 2, "--out", tmp_path / "s.png")
+    assert code == 2 and "super-resolution model" in err
+    code, _, err = run_cli(capsys, "interpolate", inpaint_run, "--out", tmp_path / "i.png")
+    assert code == 2
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["super-resolution", "inpainting"])
+def test_benchmark_quick(name, capsys):
+    import json
+
+    code, out, err = run_cli(capsys, "benchmark", name, "--quick", "--json", "--device", "cpu")
+    assert code == 0, err
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["benchmark"] == name and result["quick"] is True
+    if name == "super-resolution":
+        assert set(result["results"]) == {"bicubic", "lanczos", "ours_psnr", "ours_gan"}
+        assert result["results"]["bicubic"]["psnr"] > 15 and result["lpips_reason"]
+    else:
+        assert result["known_pixels_exact"] is True
+        assert set(result["results"]) == {"telea", "navier_stokes", "ours"}
