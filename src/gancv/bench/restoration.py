@@ -118,12 +118,12 @@ def super_resolution(quick: bool = False, device: str = "auto", log: Callable[[s
 
     scale = 4
     # Full settings are sized for a shared 2-core CPU (minutes, not hours); a GPU run can raise them.
-    psnr_steps, gan_steps = (12, 4) if quick else (600, 150)
+    psnr_steps, gan_steps = (12, 4) if quick else (1000, 150)
     width, blocks = (8, 1) if quick else (32, 4)
     lr_g = 5e-4
     common = [f"data=folder:{{folder}}", f"image_size={TILE}", f"restoration.crop={CROP}", "batch_size=16",
               f"steps={psnr_steps}", f"restoration.pretrain_steps={psnr_steps}", f"generator.width={width}",
-              f"generator.blocks={blocks}", "discriminator.width=32", f"lr_g={lr_g}", "progress=false", f"device={device}",
+              f"generator.blocks={blocks}", "generator.upsample=direct", "discriminator.width=32", f"lr_g={lr_g}", "progress=false", f"device={device}",
               f"log_every={max(1, psnr_steps // 10)}", f"sample_every={psnr_steps}", f"checkpoint_every={psnr_steps}"]
     hr = _test_crops(8 if quick else None)
     lr = _low_res(hr, scale)
@@ -160,7 +160,7 @@ def super_resolution(quick: bool = False, device: str = "auto", log: Callable[[s
         "threads": torch.get_num_threads(),
         "test_set": {"held_out_photos": ["chelsea", "motorcycle"], "crops": len(hr), "hr_size": CROP,
                      "photo_short_side": SIDE, "degradation": "antialiased bicubic downscale"},
-        "train": {"preset": "srresnet-x4", "generator": {"name": "srresnet", "width": width, "blocks": blocks},
+        "train": {"preset": "srresnet-x4", "generator": {"name": "srresnet", "width": width, "blocks": blocks, "upsample": "direct"},
                   "photos": 8, "crop": CROP, "batch_size": 16, "lr_g": lr_g, "psnr_steps": psnr_steps, "gan_steps": gan_steps,
                   "psnr_train_seconds": psnr_seconds, "gan_train_seconds": gan_seconds,
                   "perceptual": "discriminator feature matching (no VGG19 weights offline)"},

@@ -65,7 +65,7 @@ def _build_for(family: str, kind: str, config: dict[str, Any]) -> nn.Module:
 
 
 class _RestorationTask:
-    """What SR and inpainting share: crops, stages, the step counter, export."""
+    """What SR and inpainting share: crops, stages, export."""
 
     family = ""
     inference: Any = None
@@ -87,7 +87,7 @@ class _RestorationTask:
             raise GancvError(f"restoration.adversarial={self.r.adversarial!r}: choose ragan or one of {', '.join(LOSSES.names())}")
         self.d_loss, self.g_loss = adversarial_pair(self.r.adversarial)
         self.stages = make_stages(cfg)
-        self.step = 0
+        self.step = 0  # the step being trained; the loop sets it (stages depend on it)
         betas = (cfg.beta1, cfg.beta2)
         self.optimizers = {
             "discriminator": OptimizerSpec(("discriminator",), cfg.lr_d, betas),
@@ -102,18 +102,11 @@ class _RestorationTask:
         return next(s for s in self.stages if step < s.until)
 
     def phases(self) -> list[Phase]:
-        stage = self.stage()
-        self.step += 1  # the loop asks for phases exactly once per training step
+        stage = self.stage()  # self.step is set by the training loop before each step
         g = Phase("G", "generator", lambda batch: self.g_step(batch, stage))
         if stage.adversarial > 0:
             return [Phase("D", "discriminator", self.d_step, repeats=self.cfg.n_critic), g]
         return [g]
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"step": self.step}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.step = int(state.get("step", 0))
 
     # ---- data ----------------------------------------------------------------------------------
     def prepare(self, real: torch.Tensor) -> torch.Tensor:
@@ -153,8 +146,7 @@ class _RestorationTask:
             "preset": self.cfg.preset,
             "data": {"spec": self.cfg.data, "kind": "image", "shape": list(self.bundle.shape), "crop": self.crop},
             "channels": self.channels,
-            "stage": self.stage(max(self.step - 1, 0)).name,
-            "step": self.step,
+            "stage": self.stage().name,
             "generator": G.config,
         }
 

@@ -243,6 +243,8 @@ class Trainer:
 
     # ---- the loop ----------------------------------------------------------------------------
     def train_step(self) -> Losses:
+        # Tasks whose phases change over training (restoration's PSNR -> GAN stages) read the step here.
+        self.task.step = self.step
         phases = [p for p in self.task.phases() if self.step % p.every == 0]
         # All of the step's (micro-)batches up front: the step body then touches no host data,
         # which is what lets it be replayed as one CUDA graph.
