@@ -69,6 +69,9 @@ class _RestorationTask:
 
     family = ""
     inference: Any = None
+    # Masks and crops are drawn on the host and the phases change at the stage switch: a CUDA
+    # graph (which replays one fixed step) cannot capture that.
+    graph_capturable = False
 
     def __init__(self, cfg: DictConfig, bundle: DataBundle, device: torch.device, rng: torch.Generator):
         self.cfg, self.bundle, self.device, self.rng = cfg, bundle, device, rng

@@ -98,7 +98,8 @@ class Trainer:
         self.stream = BatchStream(self.bundle, cfg.batch_size, self.device, cfg.seed, cfg.num_workers,
                                   rank=self.dist.rank, world=self.dist.world, accum=cfg.grad_accum)
         graph_ok = (not self.dist.enabled and cfg.grad_accum == 1 and self.stream.resident
-                    and all(p.every == 1 for p in self.task.phases()))
+                    and all(p.every == 1 for p in self.task.phases())
+                    and getattr(self.task, "graph_capturable", True))
         self.plan = resolve_plan(cfg, self.device, self.networks, graph_ok=graph_ok)
         self.optimizers = {
             name: make_adam([p for net in spec.networks for p in self.networks[net].parameters()],
