@@ -45,6 +45,8 @@ def outputs():
 
 def test_catalog_names_and_duplicates(served_run, tmp_path, catalog):
     assert catalog.generators() == ["digits"] and catalog.runs() == ["digits"]
+    # The DCGAN's project/directions are stubs that explain StyleGAN is needed: no tabs for them.
+    assert catalog.with_capability("project") == [] and catalog.with_capability("direction_grid") == []
     other = tmp_path / "x" / "digits"
     shutil.copytree(served_run / "model", other)
     with pytest.raises(GancvError, match="two models are named 'digits'"):
@@ -168,8 +170,11 @@ def test_browser_generate(server):
         timing = generate_in_browser(page, server.url, ARTIFACTS / "serve-generate.png")
         srcs = page.eval_on_selector_all("#generate-gallery img", "els => els.map(e => [e.naturalWidth, e.src])")
         assert len(srcs) == 16 and all(w >= 256 for w, _ in srcs)
+        assert page.get_by_role("tab", name="Projection").count() == 0  # a DCGAN cannot project
         page.get_by_role("tab", name="Training monitor").click()
         page.get_by_text("img/s").first.wait_for()
+        page.locator("#monitor-samples img").first.wait_for()
+        page.locator("#monitor-losses canvas, #monitor-losses svg").first.wait_for()
         page.screenshot(path=str(ARTIFACTS / "serve-monitor.png"))
     (ARTIFACTS / "serve-timing.json").write_text(json.dumps(timing))
     assert timing["first_generation_s"] < 60

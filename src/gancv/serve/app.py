@@ -257,8 +257,10 @@ def build_app(catalog: Catalog, out: OutputDir, refresh_s: float = 2.0) -> Any:
                     r_run = gr.Dropdown(runs, value=runs[0], label="run")
                     r_summary = gr.Markdown()
                     with gr.Row():
-                        r_plot = gr.LinePlot(x="step", y="value", color="series", title="losses", height=280)
-                        r_samples = gr.Image(label="latest samples", type="pil", format="png")
+                        r_plot = gr.LinePlot(x="step", y="value", color="series", title="losses", height=280,
+                                             elem_id="monitor-losses")
+                        r_samples = gr.Image(label="latest samples", type="pil", format="png", height=300,
+                                             elem_id="monitor-samples")
                     update = _ui(functools.partial(monitor, catalog))
                     timer = gr.Timer(refresh_s)
                     timer.tick(update, r_run, [r_summary, r_plot, r_samples])

@@ -45,7 +45,14 @@ class Served:
         return getattr(self.model, "model_id", None)
 
     def can(self, method: str) -> bool:
-        return self.model is not None and callable(getattr(self.model, method, None))
+        """The model really has this capability: the method exists and is not the base class's
+        stub that only explains what is missing (a DCGAN's ``project`` says "needs StyleGAN")."""
+        from ..tasks.inference import GenerativeModel
+
+        if self.model is None or not callable(getattr(self.model, method, None)):
+            return False
+        stub = getattr(GenerativeModel, method, None)
+        return stub is None or getattr(type(self.model), method, None) is not stub
 
     @property
     def generates_images(self) -> bool:
