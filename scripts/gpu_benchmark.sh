@@ -25,7 +25,11 @@ timeout 420 $PY -m gancv benchmark throughput --device cuda --json 2>"$OUT/throu
 timeout 240 $PY -m gancv benchmark throughput --device cuda --json --set compile=off 2>"$OUT/throughput_nocompile.log" \
   | tail -1 | tee "$OUT/throughput_nocompile.json"
 
-# 4. Two-process smoke of torchrun on one GPU host (NCCL needs one GPU per process: skipped with one).
+# 4. Peak memory with gradient checkpointing of the generator (compare peak_mem_mb with step 3).
+timeout 120 $PY -m gancv benchmark throughput --device cuda --model dcgan --batch 1024 --json --set compile=off \
+  --set grad_checkpoint=true 2>"$OUT/throughput_ckpt.log" | tail -1 | tee "$OUT/throughput_ckpt.json"
+
+# 5. Two-process smoke of torchrun on one GPU host (NCCL needs one GPU per process: skipped with one).
 if [ "$($PY -c 'import torch; print(torch.cuda.device_count())')" -ge 2 ]; then
   timeout 240 $PY -m torch.distributed.run --standalone --nproc_per_node 2 -m gancv train --preset dcgan-digits \
     steps=200 --out "$OUT/ddp-run" 2>&1 | tail -3 | tee "$OUT/ddp.txt"

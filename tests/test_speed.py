@@ -67,19 +67,23 @@ def test_auto_plan_on_cpu(tiny_overrides, tmp_path):
         Trainer(explicit, tmp_path / "graph")
 
 
-def test_grad_checkpointing_gives_the_same_gradients():
+@pytest.mark.parametrize("name,extra", [("dcgan", {"width": 8}), ("resnet", {"width": 8}), ("stylegan", {})])
+def test_grad_checkpointing_gives_the_same_gradients_and_statistics(name, extra):
     from gancv.models import build
 
     torch.manual_seed(0)
-    G = build("generator", {"name": "dcgan", "shape": [1, 16, 16], "z_dim": 8, "width": 8})
+    G = build("generator", {"name": name, "shape": [1, 16, 16], "z_dim": 8, **extra})
+    G_ckpt = build("generator", G.config)
+    G_ckpt.load_state_dict(G.state_dict())
+    assert precision.enable_grad_checkpointing(G_ckpt)
     z = torch.randn(4, 8)
-    G(z).square().mean().backward()
-    plain = [p.grad.clone() for p in G.parameters()]
-    G.zero_grad()
-    assert precision.enable_grad_checkpointing(G)
-    G(z).square().mean().backward()
-    for a, p in zip(plain, G.parameters()):
-        torch.testing.assert_close(p.grad, a)
+    for net in (G, G_ckpt):
+        torch.manual_seed(1)  # StyleGAN's per-layer noise: the same draws for both
+        net(z).square().mean().backward()
+    for (key, a), b in zip(G.named_parameters(), G_ckpt.parameters()):
+        torch.testing.assert_close(b.grad, a.grad, msg=key)
+    for (key, a), b in zip(G.named_buffers(), G_ckpt.buffers()):  # BatchNorm statistics moved once
+        torch.testing.assert_close(b, a, msg=key)
 
 
 class _Boom(torch.autograd.Function):

@@ -152,21 +152,26 @@ def autocast_forward(forward: Callable[..., Any], device_type: str) -> Callable[
 
 
 def enable_grad_checkpointing(net: nn.Module, segments: int = 2) -> bool:
-    """Recompute the activations of ``net``'s largest ``nn.Sequential`` body in backward.
+    """Recompute ``net``'s activations in backward instead of storing them (less memory, ~1/3 more
+    compute for that network).
 
-    Trades one extra forward for not storing the body's activations (the bulk of a large
-    generator's memory). Weights and names are untouched, gradients are exact, and BatchNorm
-    running statistics are frozen during the recomputation so they move once per step, as
-    without checkpointing. Returns False when ``net`` has no sequential body to checkpoint.
+    A model with its own ``checkpointing`` switch (StyleGAN's synthesis blocks) is simply told to
+    use it. Otherwise the container holding most of the parameters is checkpointed: each block of
+    an ``nn.ModuleList`` (ResNet blocks), or ``segments`` chunks of an ``nn.Sequential`` (DCGAN).
+    Weights and names are untouched, gradients are exact, and BatchNorm running statistics are
+    frozen during the recomputation so they move once per step, as without checkpointing.
+    Returns False when there is nothing to checkpoint.
     """
     from torch.utils.checkpoint import checkpoint
 
-    bodies = [m for m in net.modules() if isinstance(m, nn.Sequential) and len(m) >= 2 * segments]
-    if not bodies:
+    if isinstance(getattr(net, "checkpointing", None), bool):
+        net.checkpointing = True  # type: ignore[assignment]
+        return True
+    containers = [m for m in net.modules() if isinstance(m, (nn.ModuleList, nn.Sequential)) and len(m) >= 2]
+    if not containers:
         return False
-    body = max(bodies, key=len)
+    body = max(containers, key=lambda m: sum(p.numel() for p in m.parameters()))
     norms = [m for m in body.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    eager = body.forward
 
     @contextlib.contextmanager
     def frozen_statistics() -> Iterator[None]:
@@ -186,15 +191,29 @@ def enable_grad_checkpointing(net: nn.Module, segments: int = 2) -> bool:
     def contexts() -> tuple[Any, Any]:
         return contextlib.nullcontext(), frozen_statistics()
 
+    def checkpointed(module: nn.Module, run: Callable[..., Any]) -> Callable[..., Any]:
+        def forward(*args: Any, **kwargs: Any) -> Any:
+            if torch.is_grad_enabled() and module.training:
+                return checkpoint(run, *args, use_reentrant=False, context_fn=contexts, **kwargs)
+            return run(*args, **kwargs)
+
+        return forward
+
+    if isinstance(body, nn.ModuleList):  # blocks called by the parent's own loop, any signature
+        for block in body:
+            block.forward = checkpointed(block, block.forward)  # type: ignore[method-assign]
+        return True
     layers = list(body)
     size = -(-len(layers) // segments)
     chunks = [nn.Sequential(*layers[i: i + size]) for i in range(0, len(layers), size)]
+    eager = body.forward
+    runs = [checkpointed(body, chunk) for chunk in chunks[:-1]]
 
     def forward(x: torch.Tensor) -> torch.Tensor:
         if not (torch.is_grad_enabled() and body.training):
             return eager(x)
-        for chunk in chunks[:-1]:  # the last chunk's activations are needed at once: not worth recomputing
-            x = checkpoint(chunk, x, use_reentrant=False, context_fn=contexts)
+        for run in runs:  # the last chunk's activations are needed at once: not worth recomputing
+            x = run(x)
         return chunks[-1](x)
 
     body.forward = forward  # type: ignore[method-assign]
