@@ -152,3 +152,23 @@ def test_env_dist_defaults(monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "two")
     with pytest.raises(GancvError, match="launch with torchrun"):
         distributed.env_dist()
+
+
+def test_per_rank_randomness_differs_while_noise_stays_shared():
+    from gancv.tasks.generation import GenerationTask
+
+    cfg = make_config(None, OVERRIDES + ["augment=translation"])
+    bundle = load_data("digits", image_size=16, channels=1, max_items=64)
+    tasks = []
+    for rank in range(2):
+        task = GenerationTask(cfg, bundle, torch.device("cpu"), torch.Generator().manual_seed(7))
+        task.shard = (rank, 2)
+        tasks.append(task)
+    a, b = (task.local_rng() for task in tasks)
+    assert not torch.equal(torch.rand(8, generator=a), torch.rand(8, generator=b))  # shards augment differently
+    single = torch.Generator().manual_seed(7)
+    torch.randint(0, 2**62, (1,), generator=single)  # what seeding the per-rank generators drew
+    want = torch.randn(8, cfg.z_dim, generator=single)
+    assert torch.equal(torch.cat([tasks[0].noise(4), tasks[1].noise(4)]), want)  # one global noise draw, sliced
+    solo = GenerationTask(cfg, bundle, torch.device("cpu"), torch.Generator().manual_seed(7))
+    assert solo.local_rng() is solo.rng  # one process: unchanged

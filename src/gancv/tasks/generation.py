@@ -72,6 +72,24 @@ class GenerationTask:
         z = torch.randn(n * world, self.cfg.z_dim, device=self.device, generator=self.rng)
         return z[rank * n: (rank + 1) * n] if world > 1 else z
 
+    _local_rng: torch.Generator | None = None
+
+    def local_rng(self) -> torch.Generator:
+        """Randomness that must differ between processes (augmentation, penalty interpolates).
+
+        One process: the task's generator, as always. Several: the shared generator has to stay
+        in step on every rank (it draws the noise), and drawing per-sample randomness from it
+        would give sample i of every shard the same transform; so each rank gets its own
+        generator, seeded once from the shared one (a resume reseeds it from the restored state).
+        """
+        rank, world = self.shard
+        if world == 1:
+            return self.rng
+        if self._local_rng is None:
+            seed = int(torch.randint(0, 2**62, (1,), device=self.device, generator=self.rng))
+            self._local_rng = torch.Generator(device=self.device).manual_seed(seed + rank)
+        return self._local_rng
+
     def fake(self, n: int, labels: torch.Tensor | None) -> torch.Tensor:
         """A generated batch (subclasses change how, e.g. StyleGAN's style mixing)."""
         return self.G(self.noise(n), labels)
@@ -89,7 +107,7 @@ class GenerationTask:
     def run_D(self, x: torch.Tensor, labels: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """D on augmented input (the same pipeline for real and fake): (logits, class logits or None)."""
         if self.policy:
-            x = augment(x, self.policy, self.rng, self.ada.p if self.ada is not None else 1.0)
+            x = augment(x, self.policy, self.local_rng(), self.ada.p if self.ada is not None else 1.0)
         if self.acgan:
             return self.D.forward_with_aux(x)
         return self.D(x, labels), None
@@ -108,7 +126,7 @@ class GenerationTask:
         loss = adv
         logs: dict[str, torch.Tensor] = {}
         if cfg.gp_weight > 0:
-            gp = gradient_penalty(self._d_logits, real, fake, labels, generator=self.rng)
+            gp = gradient_penalty(self._d_logits, real, fake, labels, generator=self.local_rng())
             loss = loss + cfg.gp_weight * gp
             logs["gp"] = gp.detach()
         if cfg.lecam_weight > 0:

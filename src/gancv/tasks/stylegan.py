@@ -62,7 +62,7 @@ class StyleGANTask(GenerationTask):
         return phases
 
     def fake(self, n: int, labels: torch.Tensor | None) -> torch.Tensor:
-        ws = mix_styles(self.G, self.noise(n), labels, self.cfg.style_mixing, self.rng)
+        ws = mix_styles(self.G, self.noise(n), labels, self.cfg.style_mixing, self.local_rng())
         return self.G.synthesis(ws)
 
     def pl_step(self, batch: Batch) -> dict[str, torch.Tensor]:
@@ -70,9 +70,9 @@ class StyleGANTask(GenerationTask):
         real, labels = batch
         n = max(1, real.shape[0] // 2)  # half batch, as in the paper: the double backward is costly
         labels = self._labels(labels[:n] if labels is not None else None)
-        ws = mix_styles(self.G, self.noise(n), labels, self.cfg.style_mixing, self.rng)
+        ws = mix_styles(self.G, self.noise(n), labels, self.cfg.style_mixing, self.local_rng())
         img = self.G.synthesis(ws)
-        y = torch.randn(img.shape, device=img.device, generator=self.rng) / np.sqrt(img.shape[2] * img.shape[3])
+        y = torch.randn(img.shape, device=img.device, generator=self.local_rng()) / np.sqrt(img.shape[2] * img.shape[3])
         (grad,) = torch.autograd.grad((img * y).sum(), ws, create_graph=True)
         lengths = grad.square().sum(2).mean(1).sqrt()
         self.pl_mean = self.pl_mean.lerp(lengths.detach().mean(), 0.01)
