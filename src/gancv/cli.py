@@ -457,7 +457,8 @@ def upscale(
         t0 = time.perf_counter()
         result = model.upscale(img, tile=tile, overlap=overlap, note=_note)
         target = out if one_file else out / f"{path.stem}_x{model.scale}.png"
-        save_image(result, target)
+        with marked_as(model, None, no_watermark=False):
+            save_image(result, target)
         console.print(f"{path} ({img.width}x{img.height}) -> {target} ({result.shape[-1]}x{result.shape[-2]}) "
                       f"in {time.perf_counter() - t0:.1f} s")
 
@@ -477,7 +478,8 @@ def inpaint(
     model = _load_task_model(run, "inpainting", device, "inpaint")
     image, mask_img = _read_input(input), _read_input(mask)
     result = model.inpaint(image, mask_img, note=_note)
-    save_image(result, out)
+    with marked_as(model, None, no_watermark=False):
+        save_image(result, out)
     console.print(f"wrote {out}")
 
 

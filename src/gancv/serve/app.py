@@ -78,7 +78,8 @@ def image_to_image(catalog: Catalog, out: OutputDir, method: str, name: str, upl
     if not served.can(method):
         raise GancvError(f"{name} cannot {method}")
     img = read_upload(upload)
-    channels = int(getattr(served.model, "shape", (3,))[0]) if getattr(served.model, "shape", None) else 3
+    shape = getattr(served.model, "shape", None)
+    channels = int(getattr(served.model, "channels", 0) or (shape[0] if shape else 3))
     result = getattr(served.model, method)(to_tensor(img, channels), **options)
     from ..visual import tensor_to_pil
 
