@@ -1,0 +1,268 @@
+"""Image-to-image networks (pix2pix, CycleGAN): U-Net and ResNet generators, PatchGAN discriminators.
+
+Architectures follow Isola et al. 2017 (pix2pix) and Zhu et al. 2017 (CycleGAN) and their
+reference code: U-Net with skip connections between mirrored encoder/decoder layers (no norm on
+the outermost and innermost encoder layers, dropout 0.5 in the three innermost decoder layers);
+ResNet generator c7s1-64, d128, d256, R256 x n, u128, u64, c7s1-3 with reflection padding and
+instance norm; the n-layer PatchGAN whose 3-layer version sees 70x70 input patches, and the
+1x1 PixelGAN. Generators map (N, C_in, H, W) in [-1, 1] to (N, C_out, H, W) in [-1, 1] for any H, W
+that are multiples of ``multiple``; discriminators return a map of patch logits (N, 1, h, w).
+"""
+from __future__ import annotations
+
+import functools
+from typing import Callable
+
+import torch
+from torch import nn
+
+from ..errors import GancvError
+from .base import ConfigModule, check_shape, register
+
+NORMS = ("batch", "instance", "none")
+INITS = ("normal", "xavier", "kaiming", "orthogonal")
+
+
+def norm_layer(kind: str) -> Callable[[int], nn.Module]:
+    if kind == "batch":
+        return functools.partial(nn.BatchNorm2d, affine=True)
+    if kind == "instance":
+        # why no affine / no running stats: the reference CycleGAN/pix2pix setting; statistics come
+        # from each image, so train and test behave the same.
+        return functools.partial(nn.InstanceNorm2d, affine=False, track_running_stats=False)
+    if kind == "none":
+        return lambda channels: nn.Identity()
+    raise ValueError(f"norm={kind!r} is not one of {', '.join(NORMS)}")
+
+
+def init_weights(net: nn.Module, kind: str = "normal", gain: float = 0.02) -> None:
+    """The reference code's init options; ``normal`` N(0, gain) is what both papers used."""
+    if kind not in INITS:
+        raise ValueError(f"init={kind!r} is not one of {', '.join(INITS)}")
+
+    def apply(m: nn.Module) -> None:
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            if kind == "normal":
+                nn.init.normal_(m.weight, 0.0, gain)
+            elif kind == "xavier":
+                nn.init.xavier_normal_(m.weight, gain=gain)
+            elif kind == "kaiming":
+                nn.init.kaiming_normal_(m.weight, a=0, mode="fan_in")
+            else:
+                nn.init.orthogonal_(m.weight, gain=gain)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.normal_(m.weight, 1.0, gain)
+            nn.init.zeros_(m.bias)
+
+    net.apply(apply)
+
+
+class ImageToImage(ConfigModule):
+    """Shared boundary checks of the translation generators (image in, image out)."""
+
+    family = "translation"  # image in, image out: not a latent -> image generator (no z, no labels)
+    in_channels: int
+    out_channels: int
+    multiple: int  # H and W must be multiples of this (the tiler pads to it)
+
+    def check_input(self, x: torch.Tensor) -> None:
+        check_shape(f"{type(self).__name__} input", x, (None, self.in_channels, None, None))
+        h, w = x.shape[-2:]
+        if h % self.multiple or w % self.multiple:
+            raise GancvError(f"{type(self).__name__}: input {h}x{w} is not a multiple of {self.multiple}; "
+                             "pad it (gancv translate does) or crop it")
+
+
+# ---- U-Net ---------------------------------------------------------------------------------------
+class _UNetBlock(nn.Module):
+    """One encoder/decoder level; ``inner`` is the rest of the U below it (None at the bottom)."""
+
+    def __init__(self, outer: int, inner_ch: int, inner: nn.Module | None, norm: Callable[[int], nn.Module],
+                 outermost: bool = False, in_channels: int | None = None, out_channels: int | None = None,
+                 dropout: bool = False, use_bias: bool = True):
+        super().__init__()
+        self.outermost = outermost
+        cin = in_channels if in_channels is not None else outer
+        down = [nn.Conv2d(cin, inner_ch, 4, 2, 1, bias=use_bias)]
+        if outermost:
+            up = [nn.ReLU(True), nn.ConvTranspose2d(inner_ch * 2, out_channels or outer, 4, 2, 1), nn.Tanh()]
+            layers = down + [inner] + up  # type: ignore[list-item]
+        elif inner is None:  # innermost: no norm on the 1x1 bottleneck (it would zero it out)
+            up = [nn.ReLU(True), nn.ConvTranspose2d(inner_ch, outer, 4, 2, 1, bias=use_bias), norm(outer)]
+            layers = [nn.LeakyReLU(0.2, True)] + down + up
+        else:
+            up = [nn.ReLU(True), nn.ConvTranspose2d(inner_ch * 2, outer, 4, 2, 1, bias=use_bias), norm(outer)]
+            layers = [nn.LeakyReLU(0.2, True)] + down + [norm(inner_ch), inner] + up
+            if dropout:
+                layers.append(nn.Dropout(0.5))
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.outermost:
+            return self.model(x)
+        return torch.cat([x, self.model(x)], 1)  # the skip connection: low-level detail bypasses the bottleneck
+
+
+@register("generator", "unet", "U-Net image-to-image generator with skip connections (pix2pix); num_downs sets the depth")
+class UNetGenerator(ImageToImage):
+    def __init__(self, in_channels: int = 3, out_channels: int = 3, num_downs: int = 8, width: int = 64,
+                 norm: str = "batch", dropout: bool = True, init: str = "normal"):
+        super().__init__()
+        if num_downs < 2:
+            raise ValueError(f"num_downs must be >= 2, got {num_downs}")
+        self.in_channels, self.out_channels, self.multiple = in_channels, out_channels, 2**num_downs
+        norm_fn = norm_layer(norm)
+        use_bias = norm != "batch"  # a bias before BatchNorm is cancelled by its mean subtraction
+        ch = [min(width * 2**i, width * 8) for i in range(num_downs)]  # encoder widths, capped at 8x
+        block: nn.Module | None = None
+        for level in reversed(range(1, num_downs)):
+            innermost = block is None
+            # as in the reference: dropout in the 8x-wide decoder levels above the innermost one
+            drop = dropout and not innermost and ch[level - 1] == width * 8
+            block = _UNetBlock(ch[level - 1], ch[level], block, norm_fn, dropout=drop, use_bias=use_bias)
+        self.model = _UNetBlock(out_channels, ch[0], block, norm_fn, outermost=True, in_channels=in_channels,
+                                out_channels=out_channels, use_bias=use_bias)
+        init_weights(self, init)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        return self.model(x)
+
+
+@register("generator", "unet-128", "U-Net with 7 down-samplings (pix2pix unet_128, for 128 px training)")
+class UNet128(UNetGenerator):
+    def __init__(self, in_channels: int = 3, out_channels: int = 3, num_downs: int = 7, width: int = 64,
+                 norm: str = "batch", dropout: bool = True, init: str = "normal"):
+        super().__init__(in_channels, out_channels, num_downs, width, norm, dropout, init)
+
+
+@register("generator", "unet-256", "U-Net with 8 down-samplings (pix2pix unet_256, the paper's default at 256 px)")
+class UNet256(UNetGenerator):
+    def __init__(self, in_channels: int = 3, out_channels: int = 3, num_downs: int = 8, width: int = 64,
+                 norm: str = "batch", dropout: bool = True, init: str = "normal"):
+        super().__init__(in_channels, out_channels, num_downs, width, norm, dropout, init)
+
+
+# ---- ResNet generator ----------------------------------------------------------------------------
+class _ResBlock(nn.Module):
+    def __init__(self, ch: int, norm: Callable[[int], nn.Module], use_bias: bool, dropout: bool):
+        super().__init__()
+        layers: list[nn.Module] = [nn.ReflectionPad2d(1), nn.Conv2d(ch, ch, 3, bias=use_bias), norm(ch), nn.ReLU(True)]
+        if dropout:
+            layers.append(nn.Dropout(0.5))
+        layers += [nn.ReflectionPad2d(1), nn.Conv2d(ch, ch, 3, bias=use_bias), norm(ch)]
+        self.block = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.block(x)
+
+
+@register("generator", "resnet-blocks", "ResNet image-to-image generator (Johnson et al.; CycleGAN), n_blocks residual blocks")
+class ResnetGenerator(ImageToImage):
+    def __init__(self, in_channels: int = 3, out_channels: int = 3, n_blocks: int = 9, width: int = 64,
+                 norm: str = "instance", dropout: bool = False, init: str = "normal", n_downsampling: int = 2):
+        super().__init__()
+        if n_blocks < 0 or n_downsampling < 0:
+            raise ValueError(f"n_blocks and n_downsampling must be >= 0, got {n_blocks}, {n_downsampling}")
+        self.in_channels, self.out_channels, self.multiple = in_channels, out_channels, 2**n_downsampling
+        norm_fn = norm_layer(norm)
+        use_bias = norm != "batch"
+        # why reflection padding: zero padding makes borders visibly darker in translated images
+        layers: list[nn.Module] = [nn.ReflectionPad2d(3), nn.Conv2d(in_channels, width, 7, bias=use_bias),
+                                   norm_fn(width), nn.ReLU(True)]
+        ch = width
+        for _ in range(n_downsampling):
+            layers += [nn.Conv2d(ch, ch * 2, 3, 2, 1, bias=use_bias), norm_fn(ch * 2), nn.ReLU(True)]
+            ch *= 2
+        layers += [_ResBlock(ch, norm_fn, use_bias, dropout) for _ in range(n_blocks)]
+        for _ in range(n_downsampling):
+            layers += [nn.ConvTranspose2d(ch, ch // 2, 3, 2, 1, output_padding=1, bias=use_bias), norm_fn(ch // 2),
+                       nn.ReLU(True)]
+            ch //= 2
+        layers += [nn.ReflectionPad2d(3), nn.Conv2d(ch, out_channels, 7), nn.Tanh()]
+        self.model = nn.Sequential(*layers)
+        init_weights(self, init)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        return self.model(x)
+
+
+@register("generator", "resnet-6blocks", "ResNet generator with 6 blocks (CycleGAN at 128 px)")
+class Resnet6(ResnetGenerator):
+    def __init__(self, in_channels: int = 3, out_channels: int = 3, n_blocks: int = 6, width: int = 64,
+                 norm: str = "instance", dropout: bool = False, init: str = "normal", n_downsampling: int = 2):
+        super().__init__(in_channels, out_channels, n_blocks, width, norm, dropout, init, n_downsampling)
+
+
+@register("generator", "resnet-9blocks", "ResNet generator with 9 blocks (CycleGAN at 256 px, the paper's default)")
+class Resnet9(ResnetGenerator):
+    def __init__(self, in_channels: int = 3, out_channels: int = 3, n_blocks: int = 9, width: int = 64,
+                 norm: str = "instance", dropout: bool = False, init: str = "normal", n_downsampling: int = 2):
+        super().__init__(in_channels, out_channels, n_blocks, width, norm, dropout, init, n_downsampling)
+
+
+# ---- discriminators ------------------------------------------------------------------------------
+class PatchDiscriminator(ConfigModule):
+    """Shared boundary check: (N, in_channels, H, W) -> patch logits (N, 1, h, w)."""
+
+    family = "translation"
+    in_channels: int
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_shape(f"{type(self).__name__} input", x, (None, self.in_channels, None, None))
+        return self.model(x)
+
+
+@register("discriminator", "nlayer", "n-layer PatchGAN: each logit judges one receptive-field patch (n_layers=3: 70x70)")
+class NLayerDiscriminator(PatchDiscriminator):
+    def __init__(self, in_channels: int = 3, n_layers: int = 3, width: int = 64, norm: str = "batch",
+                 init: str = "normal"):
+        super().__init__()
+        if n_layers < 1:
+            raise ValueError(f"n_layers must be >= 1, got {n_layers}")
+        self.in_channels = in_channels
+        norm_fn = norm_layer(norm)
+        use_bias = norm != "batch"
+        layers: list[nn.Module] = [nn.Conv2d(in_channels, width, 4, 2, 1), nn.LeakyReLU(0.2, True)]
+        mult = 1
+        for n in range(1, n_layers):
+            prev, mult = mult, min(2**n, 8)
+            layers += [nn.Conv2d(width * prev, width * mult, 4, 2, 1, bias=use_bias), norm_fn(width * mult),
+                       nn.LeakyReLU(0.2, True)]
+        prev, mult = mult, min(2**n_layers, 8)
+        layers += [nn.Conv2d(width * prev, width * mult, 4, 1, 1, bias=use_bias), norm_fn(width * mult),
+                   nn.LeakyReLU(0.2, True), nn.Conv2d(width * mult, 1, 4, 1, 1)]
+        self.model = nn.Sequential(*layers)
+        init_weights(self, init)
+
+    @property
+    def receptive_field(self) -> int:
+        rf = 1
+        for m in reversed([m for m in self.model if isinstance(m, nn.Conv2d)]):
+            rf = (rf - 1) * m.stride[0] + m.kernel_size[0]
+        return rf
+
+
+@register("discriminator", "patchgan", "70x70 PatchGAN (pix2pix / CycleGAN default): the 3-layer n-layer discriminator")
+class PatchGAN70(NLayerDiscriminator):
+    def __init__(self, in_channels: int = 3, n_layers: int = 3, width: int = 64, norm: str = "batch",
+                 init: str = "normal"):
+        super().__init__(in_channels, n_layers, width, norm, init)
+
+
+@register("discriminator", "pixel", "1x1 PixelGAN: judges each pixel's colour alone (pix2pix ablation)")
+class PixelDiscriminator(PatchDiscriminator):
+    def __init__(self, in_channels: int = 3, width: int = 64, norm: str = "batch", init: str = "normal"):
+        super().__init__()
+        self.in_channels = in_channels
+        norm_fn = norm_layer(norm)
+        use_bias = norm != "batch"
+        self.model = nn.Sequential(
+            nn.Conv2d(in_channels, width, 1), nn.LeakyReLU(0.2, True),
+            nn.Conv2d(width, width * 2, 1, bias=use_bias), norm_fn(width * 2), nn.LeakyReLU(0.2, True),
+            nn.Conv2d(width * 2, 1, 1, bias=use_bias),
+        )
+        init_weights(self, init)
