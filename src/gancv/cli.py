@@ -399,6 +399,69 @@ def directions(
             grid = model.direction_grid(d, ws, strength=strength, steps=steps)
             save_grid(grid, out / f"direction_{i:02d}.png", nrow=steps, scale=max(1, 64 // grid.shape[-1]))
     console.print(f"wrote {len(dirs)} direction grids ({method}; scores {', '.join(f'{float(s):.3g}' for s in scores)}) to {out}")
+def _translate_inputs(inputs: list[Path]) -> list[tuple[Path, Path]]:
+    """(file, name relative to its input) for every image among the inputs (folders recursively)."""
+    from .data.images import is_image_name
+
+    found: list[tuple[Path, Path]] = []
+    for item in inputs:
+        if item.is_dir():
+            files = sorted(p for p in item.rglob("*") if p.is_file() and is_image_name(p.name)
+                           and not any(part.startswith(".") for part in p.relative_to(item).parts))
+            if not files:
+                raise GancvError(f"{item} contains no images to translate")
+            found += [(f, f.relative_to(item)) for f in files]
+        elif item.is_file():
+            found.append((item, Path(item.name)))
+        else:
+            raise GancvError(f"{item} does not exist; give image files or folders of images")
+    return found
+
+
+@app.command()
+def translate(
+    run: Path = typer.Argument(..., help="pix2pix or cyclegan run directory (or exported model directory)"),
+    inputs: List[Path] = typer.Argument(..., help="image files and/or folders of images, any size"),
+    out: Path = typer.Option(..., "--out", "-o", help="an image file (one input) or a directory"),
+    direction: Optional[str] = typer.Option(None, "--direction", help="a2b or b2a (default: a2b when the model has it)"),
+    tile: int = typer.Option(512, "--tile", min=80, help="tile size in pixels; memory is bounded by it"),
+    precision: str = typer.Option("fp32", "--precision", help="fp32, or bf16 (faster on AMX CPUs and recent GPUs)"),
+    device: str = typer.Option("auto", "--device"),
+) -> None:
+    """Translate images into the other domain; outputs keep each input's size."""
+    from . import api
+    from .visual import save_image
+
+    if direction not in (None, "a2b", "b2a"):
+        raise GancvError(f"--direction {direction}: use a2b or b2a")
+    _check_out_parent(out)
+    model = api.load(run, device=device)
+    if not hasattr(model, "translate"):
+        raise GancvError(f"{run} is a {model.task} model; `gancv translate` needs a pix2pix or cyclegan model")
+    files = _translate_inputs(list(inputs))
+    single = len(files) == 1 and out.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp") and not out.is_dir()
+    if not single:
+        if out.exists() and not out.is_dir():
+            raise GancvError(f"--out {out}: several images need a directory, and {out} is a file")
+        out.mkdir(exist_ok=True)
+    done, bad = 0, []
+    for path, rel in files:
+        try:
+            image = model.translate(path, direction=direction, tile=tile, precision=precision)
+        except GancvError as exc:
+            if single or len(files) == 1:
+                raise
+            bad.append(str(exc))  # one unreadable file in a folder does not stop the batch
+            continue
+        target = out if single else (out / rel).with_suffix(".png")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        save_image(image, target)
+        done += 1
+    if bad:
+        console.print(f"skipped {len(bad)} unreadable file(s), e.g. {bad[0]}")
+    if not done:
+        raise GancvError(f"none of the {len(files)} inputs could be translated (e.g. {bad[0]})")
+    console.print(f"translated {done} image(s) to {out}")
 
 
 # ---- restoration ------------------------------------------------------------------------------

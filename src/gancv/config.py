@@ -108,6 +108,15 @@ class TrainConfig:
     # scale (gancv.training.distributed; launch with torchrun for several processes)
     grad_accum: int = 1  # micro-batches per optimiser step: batch_size is the global batch
     sync_bn: bool = False  # SyncBatchNorm across processes (CUDA only)
+    lr_decay_start: Optional[float] = None  # fraction of steps after which LRs fall linearly to 0 (None = constant)
+    # image-to-image translation (tasks pix2pix, cyclegan)
+    direction: str = "a2b"  # pix2pix on paired data: learn A->B (a2b) or B->A (b2a)
+    lambda_gan: float = 1.0  # weight of the adversarial term; 0 = pix2pix's L1-only ablation
+    lambda_l1: float = 100.0  # pix2pix: weight of ||G(x) - y||_1
+    lambda_cycle: float = 10.0  # cyclegan: weight of the cycle-consistency L1 terms
+    lambda_identity: float = 0.5  # cyclegan: identity L1 weight, relative to lambda_cycle (reference code)
+    pool_size: int = 50  # cyclegan: history of generated images shown to the discriminators (0 = off)
+    flip: bool = False  # translation: random horizontal flips of training images (pairs flip together)
     # bookkeeping
     seed: int = 0
     device: str = "auto"
@@ -247,6 +256,43 @@ register_preset(
     ema_kimg=20.0, r1_gamma=0.01, style_mixing=0.0, augment="color,translation,cutout", ada_target=0.6,
     **_stylegan(16384, 512, 512, 2),
 )
+# ---- image-to-image translation (pix2pix, CycleGAN) -------------------------------------------
+# The papers' settings: Adam 2e-4, beta1 0.5, batch 1, random flips, 200 epochs with the LR constant
+# for the first 100 and decaying linearly to 0 over the last 100 (steps = 200 * images per epoch).
+_PIX2PIX = dict(
+    task="pix2pix", image_size=256, channels=3, batch_size=1, loss="bce", lambda_l1=100.0, flip=True,
+    lr_decay_start=0.5, log_every=100, sample_every=2000, checkpoint_every=5000,
+    generator={"name": "unet-256", "norm": "batch"}, discriminator={"name": "patchgan", "norm": "batch"},
+)
+# why lambda_gan=2: gancv's lsgan generator loss is 0.5 * MSE, the reference code's is MSE.
+_CYCLEGAN = dict(
+    task="cyclegan", image_size=256, channels=3, batch_size=1, loss="lsgan", lambda_gan=2.0, lambda_cycle=10.0,
+    lambda_identity=0.5, pool_size=50, flip=True, lr_decay_start=0.5, log_every=100, sample_every=2000,
+    checkpoint_every=5000,
+    generator={"name": "resnet-9blocks", "norm": "instance"}, discriminator={"name": "patchgan", "norm": "instance"},
+)
+register_preset("pix2pix-facades", "pix2pix labels -> facade photos (paired:data/facades, A|B images; 400 train, 200 epochs)",
+                data="paired:data/facades", direction="b2a", steps=80_000, **_PIX2PIX)
+register_preset("pix2pix-maps", "pix2pix aerial photo -> map (paired:data/maps, A|B images; 1,096 train, 200 epochs)",
+                data="paired:data/maps", direction="a2b", steps=219_200, **_PIX2PIX)
+register_preset("cyclegan-horse2zebra", "CycleGAN horse <-> zebra (unpaired:data/horse2zebra; trainA 1,067, trainB 1,334)",
+                data="unpaired:data/horse2zebra", steps=266_800, **_CYCLEGAN)
+register_preset("cyclegan-monet2photo", "CycleGAN Monet paintings <-> photos (unpaired:data/monet2photo; 1,072 / 6,287)",
+                data="unpaired:data/monet2photo", steps=1_257_400, **_CYCLEGAN)
+
+# Offline: the bundled photographs and a fixed style (gancv.data.styles), 32 px, CPU-sized
+# networks. pix2pix and CycleGAN share the generator so the comparison isolates pairing.
+PHOTO_STYLES = ("cartoon", "gray", "colorize")
+_SMALL_G = {"name": "unet", "num_downs": 5, "width": 16, "norm": "instance", "dropout": False}
+_SMALL_D = {"name": "nlayer", "n_layers": 2, "width": 16, "norm": "instance"}
+_OFFLINE = dict(image_size=32, channels=3, max_items=2000, batch_size=8, lr_decay_start=0.5, log_every=50,
+                sample_every=250, checkpoint_every=250, generator=_SMALL_G, discriminator=_SMALL_D)
+for _style in PHOTO_STYLES:
+    register_preset(f"pix2pix-photos-{_style}", f"pix2pix on photo crops -> their '{_style}' style (photo-pairs:{_style}, offline)",
+                    task="pix2pix", data=f"photo-pairs:{_style}", loss="bce", lambda_l1=100.0, steps=500, **_OFFLINE)
+    register_preset(f"cyclegan-photos-{_style}", f"CycleGAN on unpaired photo crops <-> '{_style}' crops (photo-unpaired:{_style}, offline)",
+                    task="cyclegan", data=f"photo-unpaired:{_style}", loss="lsgan", lambda_gan=2.0, lambda_cycle=10.0,
+                    lambda_identity=0.5, pool_size=50, steps=500, **_OFFLINE)
 
 
 # ---- restoration (super-resolution, inpainting) ---------------------------------------------------
@@ -377,6 +423,13 @@ def validate(cfg: DictConfig) -> None:
     for key in ("lr_g", "lr_d"):
         if not cfg[key] > 0:
             raise GancvError(f"{key} must be > 0, got {cfg[key]}")
+    if cfg.direction not in ("a2b", "b2a"):
+        raise GancvError(f"direction must be a2b or b2a, got {cfg.direction!r}")
+    if cfg.lr_decay_start is not None and not 0 <= cfg.lr_decay_start < 1:
+        raise GancvError(f"lr_decay_start must be a fraction in [0, 1) of the steps, got {cfg.lr_decay_start}")
+    for key in ("lambda_gan", "lambda_l1", "lambda_cycle", "lambda_identity", "pool_size"):
+        if cfg[key] < 0:
+            raise GancvError(f"{key} must be >= 0, got {cfg[key]}")
     if cfg.keep_checkpoints < 1:
         raise GancvError(f"keep_checkpoints must be >= 1, got {cfg.keep_checkpoints}")
     for key in ("r1_gamma", "pl_weight"):

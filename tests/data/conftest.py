@@ -234,7 +234,20 @@ def example_specs(tmp_path):
         (folder / cls).mkdir(parents=True)
         for i in range(3):
             Image.fromarray(noise(20 + i, 24, i)).save(folder / cls / f"{i}.png")
+    paired, unpaired = tmp_path / "paired", tmp_path / "unpaired"
+    for side in ("A", "B"):
+        (paired / side).mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray(noise(20, 24, i + (10 if side == "B" else 0))).save(paired / side / f"{i}.png")
+    for side in ("trainA", "trainB"):
+        (unpaired / side).mkdir(parents=True)
+        for i in range(3 if side == "trainA" else 4):
+            Image.fromarray(noise(22, 22, i)).save(unpaired / side / f"{i}.jpg")
     return {
+        "paired": f"paired:{paired}",
+        "unpaired": f"unpaired:{unpaired}",
+        "photo-pairs": "photo-pairs:cartoon",
+        "photo-unpaired": "photo-unpaired:gray",
         "celeba": "celeba",
         "cifar10": "cifar10",
         "digits": "digits",

@@ -39,7 +39,7 @@ def test_loads_with_promised_types(example_specs, name):
             assert x.dtype == torch.uint8 and tuple(x.shape) == bundle.shape
     if bundle.kind == "image":
         assert bundle.shape[1:] == (16, 16)
-        assert bundle.shape[0] in (1, 3)
+        assert bundle.image_shape[0] in (1, 3)
     else:
         assert bundle.shape == (2,)
     if bundle.x is not None:
@@ -76,9 +76,9 @@ def test_channel_conversion(example_specs, name, channels):
             _load(example_specs, name, max_items=4, image_size=8, channels=channels)
         return
     bundle = _load(example_specs, name, max_items=4, image_size=8, channels=channels)
-    assert bundle.shape == (channels, 8, 8)
+    assert bundle.image_shape == (channels, 8, 8)
     x, _ = bundle.dataset[0]
-    assert x.shape == (channels, 8, 8)
+    assert x.shape == bundle.shape
     if channels == 3 and bundle.x is not None and name in ("digits", "faces", "mnist", "fashion-mnist"):
         assert torch.equal(bundle.x[:, 0], bundle.x[:, 1])  # gray replicated, not recoloured
 

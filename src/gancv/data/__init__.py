@@ -4,7 +4,7 @@
 Importing this package registers every loader in :data:`DATASETS`.
 """
 from .core import DATASETS, DataBundle, LoadOptions, ResidentDataset, load_data, parse_spec, to_float
-from . import builtin, folders, medmnist, torchvision_sets  # noqa: F401  (registers the loaders)
+from . import builtin, folders, medmnist, pairs, torchvision_sets  # noqa: F401  (registers the loaders)
 from .builtin import load_photos, toy2d_modes
 from .images import ALPHA_BACKGROUND, IMAGE_EXTENSIONS, MAX_PIXELS
 from .validate import DataReport, check_data

@@ -72,6 +72,16 @@ class DataBundle:
     y: torch.Tensor | None  # int64 labels when resident and labelled
     dataset: Dataset = field(repr=False)
     skipped: int = 0  # bad files skipped while loading
+    # Task-specific companions: "pair_channels" (paired sets stack A and B along channels, so an
+    # item is (2C, H, W) and both halves share the stream's shuffling), "B" (the second domain of
+    # an unpaired set, a DataBundle of its own drawn by the task's second stream).
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def image_shape(self) -> tuple[int, ...]:
+        """Shape of one image: ``shape``, or one half of it for paired (channel-stacked) sets."""
+        c = self.extra.get("pair_channels")
+        return (int(c), *self.shape[1:]) if c else self.shape
 
     def __post_init__(self) -> None:
         # why: a loader bug caught here names the dataset instead of surfacing as a shape

@@ -9,6 +9,6 @@ from ..registry import Registry
 
 TASKS = Registry("task")
 
-from . import generation, restoration, stylegan  # noqa: E402,F401  (registers the tasks)
+from . import generation, restoration, stylegan, translation  # noqa: E402,F401  (registers the tasks)
 
 __all__ = ["TASKS"]

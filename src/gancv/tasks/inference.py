@@ -149,6 +149,111 @@ class GenerativeModel:
         raise self._no_w("projection (GAN inversion into W)")
 
 
+DEFAULT_TILE = 512  # input pixels per tile: large enough that overlap costs little, small enough for any memory
+DEFAULT_OVERLAP = 32
+
+
+def image_to_tensor(image: Any, channels: int) -> torch.Tensor:
+    """A path, PIL image, HxW[xC] uint8 array or (C, H, W) tensor -> uint8 (channels, H, W).
+
+    Files go through the same safe decoder as training data (bombs, truncation, odd modes);
+    grayscale is replicated into RGB models and colour reduced to luma for gray ones.
+    """
+    import numpy as np
+    from PIL import Image
+
+    from ..data.images import BadImage, decode_image
+    from ..data.transforms import pil_to_tensor
+
+    if isinstance(image, (str, Path)):
+        try:
+            image, _ = decode_image(image)
+        except BadImage as exc:
+            raise GancvError(f"{image}: {exc}") from None
+    if isinstance(image, Image.Image):
+        from ..data.images import normalize_mode
+
+        return pil_to_tensor(normalize_mode(image)[0], channels)
+    if isinstance(image, np.ndarray):
+        image = torch.from_numpy(np.ascontiguousarray(image))
+        image = image[None] if image.dim() == 2 else image.permute(2, 0, 1)
+    if not isinstance(image, torch.Tensor) or image.dim() != 3 or image.shape[0] not in (1, 3):
+        shape = tuple(image.shape) if hasattr(image, "shape") else type(image).__name__
+        raise GancvError(f"cannot translate {shape}: give an image file, a PIL image or a (C, H, W) tensor with C = 1 or 3")
+    if image.dtype != torch.uint8:
+        image = ((image.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)  # [-1, 1] floats
+    if image.shape[0] != channels:
+        from ..data.transforms import set_channels_tensor
+
+        image = set_channels_tensor(image[None], channels)[0]
+    return image
+
+
+class TranslationModel:
+    """A trained image-to-image model (pix2pix: one direction; CycleGAN: a2b and b2a)."""
+
+    def __init__(self, generators: dict[str, nn.Module], info: dict[str, Any], device: torch.device,
+                 path: Path | None = None):
+        self.generators = {d: G.to(device).eval().requires_grad_(False) for d, G in generators.items()}
+        self.info, self.device, self.path = info, device, path
+        self.task: str = info["task"]
+        self.image_size = int(info["data"]["image_size"])
+
+    @classmethod
+    def load(cls, model_dir: Path, info: dict[str, Any], device: torch.device) -> "TranslationModel":
+        generators = {}
+        for direction, config in info.get("generators", {}).items():
+            G = build("generator", config)
+            load_weights(G, model_dir / f"generator_{direction}.safetensors", device)
+            generators[direction] = G
+        if not generators:
+            raise GancvError(f"{model_dir / 'config.json'} lists no generators; re-export the model")
+        return cls(generators, info, device, model_dir)
+
+    @property
+    def directions(self) -> list[str]:
+        return sorted(self.generators)
+
+    def _generator(self, direction: str | None) -> nn.Module:
+        direction = direction or ("a2b" if "a2b" in self.generators else self.directions[0])
+        if direction not in self.generators:
+            raise GancvError(f"this {self.task} model translates {' and '.join(self.directions)} only, "
+                             f"not {direction!r}; use --direction {self.directions[0]}")
+        return self.generators[direction]
+
+    @torch.no_grad()
+    def translate(self, images: Any, direction: str | None = None, tile: int = DEFAULT_TILE,
+                  overlap: int = DEFAULT_OVERLAP, precision: str = "fp32") -> Any:
+        """Translate images of any size; the output has each input's size.
+
+        ``images``: a path, PIL image or uint8/[-1, 1] (C, H, W) tensor -> uint8 (C, H, W); an (N, C, H, W)
+        tensor -> uint8 (N, C, H, W); a list of any of these -> a list. Large images are cut into
+        overlapping ``tile``-pixel tiles with seamless blending, so memory stays bounded.
+        ``precision="bf16"`` runs the network under bfloat16 autocast (several times faster on
+        CPUs with AMX and on recent GPUs; outputs differ by about one grey level).
+        """
+        from ..tiling import tiled_apply
+
+        if precision not in ("fp32", "bf16"):
+            raise GancvError(f"precision={precision!r}: use fp32 or bf16")
+        G = self._generator(direction)
+        if isinstance(images, (list, tuple)):
+            return [self.translate(im, direction, tile, overlap, precision) for im in images]
+        if isinstance(images, torch.Tensor) and images.dim() == 4:
+            if not len(images):
+                return images
+            return torch.stack([self.translate(im, direction, tile, overlap, precision) for im in images])
+        x = image_to_tensor(images, G.in_channels)  # type: ignore[arg-type]
+        x = x[None].float().div_(127.5).sub_(1.0)
+
+        def run(tile_x: torch.Tensor) -> torch.Tensor:
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
+                return G(tile_x).float()
+
+        out = tiled_apply(run, x, tile=tile, overlap=overlap, multiple=G.multiple, device=self.device)  # type: ignore[arg-type]
+        return ((out[0].clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+
 def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     """Spherical interpolation: keeps latents at the norm the generator was trained on (Gaussian shell)."""
     an, bn = a / a.norm(), b / b.norm()

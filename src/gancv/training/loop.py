@@ -243,9 +243,20 @@ class Trainer:
         return reason
 
     # ---- the loop ----------------------------------------------------------------------------
+    def apply_lr_schedule(self) -> None:
+        # A task may scale every optimiser's base LR per step (CycleGAN's linear decay); tasks
+        # without ``lr_factor`` keep constant LRs and are untouched.
+        if not hasattr(self.task, "lr_factor"):
+            return
+        factor = float(self.task.lr_factor(self.step))
+        for name, opt in self.optimizers.items():
+            for group in opt.param_groups:
+                group["lr"] = self.task.optimizers[name].lr * factor
+
     def train_step(self) -> Losses:
         # Tasks whose phases change over training (restoration's PSNR -> GAN stages) read the step here.
         self.task.step = self.step
+        self.apply_lr_schedule()
         phases = [p for p in self.task.phases() if self.step % p.every == 0]
         # All of the step's (micro-)batches up front: the step body then touches no host data,
         # which is what lets it be replayed as one CUDA graph.
@@ -428,6 +439,15 @@ def make_logger(name: str, out: Path) -> TensorBoardLogger | None:
     return TensorBoardLogger(out) if name == "tensorboard" else None
 
 
+def linear_decay(step: int, steps: int, start: float | None) -> float:
+    """LR factor: 1 until ``start * steps``, then linearly down to (almost) 0 at ``steps`` — the
+    pix2pix/CycleGAN schedule (constant for the first half, linear decay over the second)."""
+    if start is None:
+        return 1.0
+    begin = int(start * steps)
+    return 1.0 - max(0, step - begin) / float(steps - begin + 1)
+
+
 def _line_step(line: str) -> int:
     try:
         return int(json.loads(line)["step"])
@@ -444,4 +464,4 @@ def train(cfg: DictConfig, out: Path, resume: bool = False, log: Callable[[str],
             distributed.teardown()
 
 
-__all__ = ["Phase", "OptimizerSpec", "Trainer", "train", "to_dict"]
+__all__ = ["Phase", "OptimizerSpec", "Trainer", "linear_decay", "train", "to_dict"]
