@@ -90,3 +90,10 @@ def test_unet_skip_connections_carry_detail():
     G = small_g("unet", num_downs=3, norm="none", dropout=False).eval()
     x = torch.rand(1, 3, 16, 16) * 2 - 1
     assert not torch.allclose(G(x), G(torch.zeros_like(x)))
+
+
+def test_patchgan_too_small_input_is_a_clear_error():
+    D = build("discriminator", {"name": "patchgan", "width": 4})
+    assert D(torch.zeros(1, 3, 24, 24)).shape == (1, 1, 1, 1)
+    with pytest.raises(GancvError, match="n_layers"):
+        D(torch.zeros(1, 3, 16, 16))

@@ -210,9 +210,14 @@ class PatchDiscriminator(ConfigModule):
 
     family = "translation"
     in_channels: int
+    min_size: int = 1  # smallest input side that still leaves one patch logit
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_shape(f"{type(self).__name__} input", x, (None, self.in_channels, None, None))
+        if min(x.shape[-2:]) < self.min_size:
+            raise GancvError(f"{type(self).__name__}: {x.shape[-2]}x{x.shape[-1]} images are too small for its "
+                             f"{self.config.get('n_layers')} layers (needs >= {self.min_size} px); "
+                             "lower discriminator.n_layers or raise image_size")
         return self.model(x)
 
 
@@ -236,6 +241,8 @@ class NLayerDiscriminator(PatchDiscriminator):
         layers += [nn.Conv2d(width * prev, width * mult, 4, 1, 1, bias=use_bias), norm_fn(width * mult),
                    nn.LeakyReLU(0.2, True), nn.Conv2d(width * mult, 1, 4, 1, 1)]
         self.model = nn.Sequential(*layers)
+        # n stride-2 convs halve the side, then two 4x4 stride-1 convs each take one pixel off
+        self.min_size = 3 * 2**n_layers
         init_weights(self, init)
 
     @property

@@ -167,7 +167,7 @@ class Pix2PixTask:
         fake = self.G(src)
         l1 = F.l1_loss(fake, tgt)
         loss = self.cfg.lambda_l1 * l1
-        out = {"l1": l1.detach()}
+        out = {"l1_loss": l1.detach()}
         if self.cfg.lambda_gan > 0:
             gan = self.loss.g_loss(self.D(torch.cat([src, fake], 1)))
             loss = loss + self.cfg.lambda_gan * gan
@@ -263,11 +263,11 @@ class CycleGANTask:
         gan = self.loss.g_loss(self.D_b(fake_b)) + self.loss.g_loss(self.D_a(fake_a))
         cycle = F.l1_loss(rec_a, real_a) + F.l1_loss(rec_b, real_b)
         loss = cfg.lambda_gan * gan + cfg.lambda_cycle * cycle
-        out = {"g_loss": gan.detach(), "cycle": cycle.detach()}
+        out = {"g_loss": gan.detach(), "cycle_loss": cycle.detach()}
         if cfg.lambda_identity > 0:
             idt = F.l1_loss(self.G_ab(real_b), real_b) + F.l1_loss(self.G_ba(real_a), real_a)
             loss = loss + cfg.lambda_identity * cfg.lambda_cycle * idt
-            out["identity"] = idt.detach()
+            out["identity_loss"] = idt.detach()
         # why kept on the task: the D phase that follows learns from exactly these fakes (via the pools)
         self._fakes = (fake_a.detach(), fake_b.detach())
         return {"loss": loss, **out}

@@ -1,0 +1,45 @@
+import json
+
+import pytest
+import torch
+
+from gancv.bench import BENCHMARKS
+from gancv.cli import main
+from gancv.metrics.reference import lpips, lpips_status, lpips_weights_path, psnr, score, ssim
+
+
+def test_reference_metrics():
+    torch.manual_seed(0)
+    x = torch.randint(0, 256, (4, 3, 16, 16), dtype=torch.uint8)
+    noisy = (x.int() + torch.randint(-20, 21, x.shape)).clamp(0, 255).to(torch.uint8)
+    assert psnr(x, x) == 100.0 and ssim(x, x) == pytest.approx(1.0, abs=1e-4)
+    assert 15 < psnr(noisy, x) < 30 and ssim(noisy, x) < 0.99
+    # [-1, 1] floats score the same as their uint8 versions
+    assert psnr(x.float() / 127.5 - 1, noisy.float() / 127.5 - 1) == pytest.approx(psnr(x, noisy), abs=1e-3)
+    keys = score(noisy, x)
+    assert set(keys) == {"psnr", "ssim", "lpips"}
+
+
+def test_lpips_is_reported_unavailable_without_the_backbone(monkeypatch, tmp_path):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # an empty cache: nothing may be downloaded
+    ok, reason = lpips_status()
+    assert not ok and lpips_weights_path().name in reason and str(tmp_path) in reason
+    x = torch.zeros(1, 3, 16, 16, dtype=torch.uint8)
+    assert lpips(x, x) is None
+
+
+@pytest.mark.slow
+def test_translation_benchmark_quick(capsys):
+    assert "translation" in BENCHMARKS
+    code = main(["benchmark", "translation", "--quick", "--json", "--device", "cpu"])
+    out = capsys.readouterr().out.strip().splitlines()[-1]
+    assert code == 0
+    result = json.loads(out)
+    row = result["results"]["cartoon"]
+    assert {"identity", "pix2pix", "pix2pix_l1_only", "cyclegan", "goals"} <= set(row)
+    for method in ("identity", "pix2pix", "pix2pix_l1_only", "cyclegan"):
+        assert 0 < row[method]["psnr"] < 100 and -1 <= row[method]["ssim"] <= 1
+    if not result["lpips_available"]:
+        assert row["pix2pix"]["lpips"] is None and "place" in result["lpips_note"]
+    speed = result["translate_speed"]
+    assert speed["cli_fp32_seconds"] > 0 and speed["translate_bf16_seconds"] > 0
