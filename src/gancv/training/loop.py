@@ -245,10 +245,11 @@ class Trainer:
     # ---- the loop ----------------------------------------------------------------------------
     def apply_lr_schedule(self) -> None:
         # A task may scale every optimiser's base LR per step (CycleGAN's linear decay); tasks
-        # without ``lr_factor`` keep constant LRs and are untouched.
+        # without ``lr_factor`` keep constant LRs and are untouched. The divergence guard's
+        # reduction after rollbacks composes with the schedule instead of being overwritten.
         if not hasattr(self.task, "lr_factor"):
             return
-        factor = float(self.task.lr_factor(self.step))
+        factor = float(self.task.lr_factor(self.step)) * self.cfg.guard_lr_factor ** self.rollbacks
         for name, opt in self.optimizers.items():
             for group in opt.param_groups:
                 group["lr"] = self.task.optimizers[name].lr * factor
