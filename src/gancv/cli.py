@@ -426,11 +426,11 @@ def translate(
     direction: Optional[str] = typer.Option(None, "--direction", help="a2b or b2a (default: a2b when the model has it)"),
     tile: int = typer.Option(512, "--tile", min=80, help="tile size in pixels; memory is bounded by it"),
     precision: str = typer.Option("fp32", "--precision", help="fp32, or bf16 (faster on AMX CPUs and recent GPUs)"),
+    no_watermark: bool = typer.Option(False, "--no-watermark", help=NO_WATERMARK_HELP),
     device: str = typer.Option("auto", "--device"),
 ) -> None:
     """Translate images into the other domain; outputs keep each input's size."""
     from . import api
-    from .visual import save_image
 
     if direction not in (None, "a2b", "b2a"):
         raise GancvError(f"--direction {direction}: use a2b or b2a")
@@ -444,6 +444,19 @@ def translate(
         if out.exists() and not out.is_dir():
             raise GancvError(f"--out {out}: several images need a directory, and {out} is a file")
         out.mkdir(exist_ok=True)
+    with marked_as(model, None, no_watermark):
+        done, bad = _translate_files(model, files, out, single, direction, tile, precision)
+    if bad:
+        console.print(f"skipped {len(bad)} unreadable file(s), e.g. {bad[0]}")
+    if not done:
+        raise GancvError(f"none of the {len(files)} inputs could be translated (e.g. {bad[0]})")
+    console.print(f"translated {done} image(s) to {out}")
+
+
+def _translate_files(model: Any, files: list[tuple[Path, Path]], out: Path, single: bool, direction: str | None,
+                     tile: int, precision: str) -> tuple[int, list[str]]:
+    from .visual import save_image
+
     done, bad = 0, []
     for path, rel in files:
         try:
@@ -457,11 +470,7 @@ def translate(
         target.parent.mkdir(parents=True, exist_ok=True)
         save_image(image, target)
         done += 1
-    if bad:
-        console.print(f"skipped {len(bad)} unreadable file(s), e.g. {bad[0]}")
-    if not done:
-        raise GancvError(f"none of the {len(files)} inputs could be translated (e.g. {bad[0]})")
-    console.print(f"translated {done} image(s) to {out}")
+    return done, bad
 
 
 # ---- restoration ------------------------------------------------------------------------------
