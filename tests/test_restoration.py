@@ -303,3 +303,31 @@ def test_benchmark_quick(name, capsys):
     else:
         assert result["known_pixels_exact"] is True
         assert set(result["results"]) == {"telea", "navier_stokes", "ours"}
+
+
+@pytest.mark.slow  # builds and saves VGG19's 20M conv weights
+def test_vgg_perceptual_uses_only_user_weights(tmp_path, monkeypatch):
+    from torchvision.models.vgg import cfgs, make_layers
+
+    from gancv.models.perceptual import CONV5_4, VGGFeatures, find_vgg_weights, perceptual_loss
+
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    assert find_vgg_weights("") is None  # nothing in the hub cache: the fallback, never a download
+    with pytest.raises(GancvError, match="no such file"):
+        find_vgg_weights(str(tmp_path / "missing.pth"))
+    with pytest.raises(GancvError, match="no vgg19"):
+        find_vgg_weights(str(tmp_path))
+    torch.manual_seed(0)
+    layers = make_layers(cfgs["E"])[:CONV5_4]  # just the layers used: keeps the file small
+    torch.save({f"features.{k}": v for k, v in layers.state_dict().items()}, tmp_path / "vgg19-test.pth")
+    vgg = VGGFeatures(find_vgg_weights(str(tmp_path)))
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    assert float(perceptual_loss(vgg, x, x)) == 0
+    fake = x.clone().requires_grad_(True)
+    loss = perceptual_loss(vgg, fake, torch.zeros_like(x))
+    loss.backward()
+    assert loss > 0 and fake.grad is not None and not any(p.requires_grad for p in vgg.parameters())
+    assert vgg(torch.zeros(1, 1, 32, 32)).shape[1] == 512  # grayscale goes through as luminance
+    (tmp_path / "vgg19-bad.pth").write_bytes(b"not a state dict")
+    with pytest.raises(GancvError, match="not a readable VGG19"):
+        VGGFeatures(tmp_path / "vgg19-bad.pth")
