@@ -275,6 +275,15 @@ def test_cli_inpaint_and_bad_input(inpaint_run, sr_run, tmp_path, capsys):
     for mask, message in cases:
         code, _, err = run_cli(capsys, "inpaint", inpaint_run, img, "--mask", mask, "--out", tmp_path / "o2.png")
         assert code == 2 and message in err and "Traceback" not in err, err
+    # Large enough to carry a watermark: the known pixels must still come back unchanged.
+    big = _png(tmp_path / "big.png", (256, 256))
+    big_mask = np.zeros((256, 256), np.uint8)
+    big_mask[100:140, 90:170] = 255
+    Image.fromarray(big_mask).save(tmp_path / "big_mask.png")
+    code, _, err = run_cli(capsys, "inpaint", inpaint_run, big, "--mask", tmp_path / "big_mask.png", "--out", tmp_path / "ob.png")
+    assert code == 0, err
+    out, src = np.array(Image.open(tmp_path / "ob.png")), np.array(Image.open(big))
+    assert (out[big_mask == 0] == src[big_mask == 0]).all()
     gray = np.where(mask_arr > 0, 180, 20).astype(np.uint8)
     Image.fromarray(gray).save(tmp_path / "gray.png")
     code, _, err = run_cli(capsys, "inpaint", inpaint_run, img, "--mask", tmp_path / "gray.png", "--out", tmp_path / "o3.png")
