@@ -73,6 +73,9 @@ class TrainConfig:
     beta1: float = 0.5
     beta2: float = 0.999
     n_critic: int = 1
+    # PacGAN (Lin et al. 2018): D judges `pack` samples at once, all real or all fake, which
+    # penalises a G whose samples look alike; batch_size must be divisible by it.
+    pack: int = 1
     ema_kimg: float = 0.0  # generator EMA half-life in thousands of images; 0 = off
     # regularisers (gancv.losses.REGULARIZERS); a weight of 0 switches one off
     gp_weight: float = 0.0  # WGAN-GP lambda (10 in the paper); only with loss=wasserstein
@@ -221,7 +224,11 @@ register_preset(
     **{**_SNGAN, "conditional": True,
        "discriminator": {"name": "resnet", "width": 128, "spectral_norm": True, "conditioning": "projection"}},
 )
-
+register_preset(
+    "dcgan-stacked-digits", "DCGAN on stacked digits (3 real digits as R, G, B: 1,000 modes), 8 px RGB (offline)",
+    data="stacked-digits", image_size=8, channels=3, batch_size=64, steps=3000, pack=2,
+    log_every=100, sample_every=1000, checkpoint_every=1000, **_dcgan(64),
+)
 
 def _stylegan(channel_base: int, channel_max: int, w_dim: int, mapping_layers: int) -> dict[str, Any]:
     return {
@@ -412,10 +419,16 @@ class _open:
 
 def validate(cfg: DictConfig) -> None:
     positive = ["batch_size", "steps", "log_every", "sample_every", "checkpoint_every", "n_critic", "z_dim",
-                "grad_accum"]
+                "grad_accum", "pack"]
     for key in positive:
         if cfg[key] < 1:
             raise GancvError(f"{key} must be >= 1, got {cfg[key]}")
+    if cfg.batch_size % cfg.pack:
+        raise GancvError(f"batch_size={cfg.batch_size} is not divisible by pack={cfg.pack}; "
+                         f"use e.g. batch_size={cfg.batch_size - cfg.batch_size % cfg.pack or cfg.pack}")
+    if cfg.batch_size % cfg.grad_accum == 0 and (cfg.batch_size // cfg.grad_accum) % cfg.pack:
+        raise GancvError(f"the micro-batch batch_size/grad_accum={cfg.batch_size // cfg.grad_accum} is not divisible "
+                         f"by pack={cfg.pack}; make batch_size a multiple of pack*grad_accum={cfg.pack * cfg.grad_accum}")
     if cfg.image_size is not None and cfg.image_size < 4:
         raise GancvError(f"image_size must be >= 4, got {cfg.image_size}")
     if cfg.channels not in (None, 1, 3):

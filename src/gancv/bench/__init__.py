@@ -6,5 +6,6 @@ BENCHMARKS = Registry("benchmark")
 
 from . import conditional, generation, restoration, stylegan, throughput, translation  # noqa: E402,F401  (registers benchmarks)
 from . import serve, watermark  # noqa: E402,F401
+from . import modes  # noqa: E402,F401  (mode-coverage, stacked-digits)
 
 __all__ = ["BENCHMARKS"]

@@ -17,6 +17,11 @@ from ..nn import spectral_norm_all
 from .base import ConfigModule, check_shape, register
 
 
+# ReLU lets G map whole regions of z onto (nearly) one point, which tight mixture modes need:
+# a LeakyReLU network never has zero slope, so its modes stay smeared along the leak.
+_ACTIVATIONS = {"leaky_relu": lambda: nn.LeakyReLU(0.2), "relu": nn.ReLU}
+
+
 def _is_image(shape: Sequence[int]) -> bool:
     return len(shape) == 3
 
@@ -24,8 +29,11 @@ def _is_image(shape: Sequence[int]) -> bool:
 @register("generator", "mlp", "classic fully connected generator (z -> 256 -> 512 -> 1024 -> image)")
 class MLPGenerator(ConfigModule):
     def __init__(self, shape: Sequence[int] = (1, 28, 28), z_dim: int = 100,
-                 hidden: Sequence[int] = (256, 512, 1024), batchnorm: bool = True, num_classes: int = 0):
+                 hidden: Sequence[int] = (256, 512, 1024), batchnorm: bool = True, num_classes: int = 0,
+                 activation: str = "leaky_relu"):
         super().__init__()
+        if activation not in _ACTIVATIONS:
+            raise ValueError(f"activation {activation!r} is not one of {', '.join(_ACTIVATIONS)}")
         self.shape, self.z_dim, self.num_classes = tuple(shape), z_dim, num_classes
         # Class conditioning by concatenating a learned embedding to z (Mirza & Osindero).
         self.embed = nn.Embedding(num_classes, num_classes) if num_classes else None
@@ -36,7 +44,7 @@ class MLPGenerator(ConfigModule):
             # No BatchNorm on the first layer, as in the reference implementation.
             if batchnorm and i > 0:
                 layers.append(nn.BatchNorm1d(h))
-            layers.append(nn.LeakyReLU(0.2))
+            layers.append(_ACTIVATIONS[activation]())
             width = h
         layers.append(nn.Linear(width, math.prod(self.shape)))
         if _is_image(self.shape):

@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from .. import __version__
@@ -23,6 +23,24 @@ from .inference import GenerativeModel
 PREVIEW_COUNT = 64
 
 
+def packed_shape(shape: list[int], pack: int) -> list[int]:
+    """D's input shape under PacGAN packing: ``pack`` samples stacked along the first (channel,
+    or coordinate) axis, e.g. (3, 32, 32) -> (3m, 32, 32), (2,) -> (2m,)."""
+    return [shape[0] * pack, *shape[1:]]
+
+
+def pack_samples(x: torch.Tensor, pack: int) -> torch.Tensor:
+    """(B, C, ...) -> (B/pack, pack*C, ...): each group of ``pack`` consecutive samples becomes one
+    D input (channel concatenation for conv D; for an MLP D it equals concatenating the flattened
+    samples). Real and fake batches go through the same function, so both are packed alike."""
+    if pack == 1:
+        return x
+    if x.shape[0] % pack:
+        raise GancvError(f"a batch of {x.shape[0]} samples cannot be split into packs of {pack}; "
+                         "choose batch_size (and a data set at least that large) divisible by pack")
+    return x.reshape(x.shape[0] // pack, pack * x.shape[1], *x.shape[2:])
+
+
 @TASKS.register("generation", description="GAN image generation (unconditional or class-conditional)")
 class GenerationTask:
     inference = GenerativeModel
@@ -36,9 +54,16 @@ class GenerationTask:
         if conditioning in ("projection", "acgan") and not self.num_classes:
             raise GancvError(f"discriminator.conditioning={conditioning} needs class labels: set conditional=true "
                              "with labelled data, or drop discriminator.conditioning")
+        if cfg.pack > 1 and self.num_classes:
+            raise GancvError(f"pack={cfg.pack} packs samples of different classes into one D input, which a "
+                             "conditional D cannot judge; set pack=1 or conditional=false")
         shape = list(bundle.shape)
-        self.G = build("generator", {**cfg.generator, "shape": shape, "z_dim": cfg.z_dim, "num_classes": self.num_classes})
-        self.D = build("discriminator", {**cfg.discriminator, "shape": shape, "num_classes": self.num_classes})
+        self.pack = cfg.pack
+        # Plain containers, not OmegaConf nodes: the model records its keywords as JSON (config.json).
+        g_cfg, d_cfg = OmegaConf.to_container(cfg.generator), OmegaConf.to_container(cfg.discriminator)
+        self.G = build("generator", {**g_cfg, "shape": shape, "z_dim": cfg.z_dim, "num_classes": self.num_classes})
+        self.D = build("discriminator", {**d_cfg, "shape": packed_shape(shape, cfg.pack),
+                                         "num_classes": self.num_classes})
         self.loss = LOSSES.get(cfg.loss)
         # ACGAN: D has an auxiliary class head and no label input; its CE joins both players' losses.
         self.acgan = bool(getattr(self.D, "aux_classifier", False))
@@ -105,9 +130,11 @@ class GenerationTask:
         return labels if self.num_classes else None
 
     def run_D(self, x: torch.Tensor, labels: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """D on augmented input (the same pipeline for real and fake): (logits, class logits or None)."""
+        """D on augmented input (the same pipeline for real and fake): (logits, class logits or None).
+        With ``pack > 1`` samples are augmented one by one, then packed PacGAN-style: one logit per pack."""
         if self.policy:
             x = augment(x, self.policy, self.local_rng(), self.ada.p if self.ada is not None else 1.0)
+        x = pack_samples(x, self.pack)
         if self.acgan:
             return self.D.forward_with_aux(x)
         return self.D(x, labels), None
