@@ -1,0 +1,48 @@
+"""The mode-collapse benchmarks' --quick variants, end to end through the CLI (as CI runs them)."""
+import json
+
+import pytest
+
+from gancv.bench import BENCHMARKS
+from gancv.cli import main
+
+
+def run_json(capsys, *args):
+    code = main([str(a) for a in args])
+    out = capsys.readouterr().out
+    assert code == 0
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def test_registered():
+    assert {"mode-coverage", "stacked-digits"} <= set(BENCHMARKS.names())
+
+
+@pytest.mark.slow
+def test_mode_coverage_quick(capsys):
+    result = run_json(capsys, "benchmark", "mode-coverage", "--quick", "--json", "--device", "cpu")
+    assert result["benchmark"] == "mode-coverage" and result["quick"] and result["samples"] == 2500
+    for mixture, modes in (("ring", 8), ("grid", 25)):
+        entry = result[mixture]
+        assert entry["modes"] == modes
+        for method in ("ours", "baseline"):
+            runs = entry[method]["runs"]
+            assert len(runs) == len(result["seeds"])
+            assert all(0 <= r["covered"] <= modes and 0.0 <= r["high_quality"] <= 1.0 for r in runs)
+            assert entry[method]["covered"]["mean"] == pytest.approx(sum(r["covered"] for r in runs) / len(runs))
+        # The baseline differs from ours only in the stabilising settings, not in budget or data.
+        assert entry["baseline"]["settings"]["pack"] == 1
+        assert entry["baseline"]["settings"]["steps"] == entry["ours"]["settings"]["steps"]
+    assert result["anchors"]["grid"]["PacGAN4"]["modes"] == 24.8
+
+
+@pytest.mark.slow
+def test_stacked_digits_quick(capsys):
+    result = run_json(capsys, "benchmark", "stacked-digits", "--quick", "--json", "--device", "cpu")
+    assert result["benchmark"] == "stacked-digits" and result["samples"] == 1000
+    # The judge must read real stacked digits well before its verdict on samples means anything.
+    assert result["classifier"]["channel_accuracy"] > 0.9
+    for method in ("ours", "baseline"):
+        run = result[method]["runs"][0]
+        assert 1 <= run["covered"] <= 1000 and run["reverse_kl"] >= 0.0
+    assert result["kl_floor_perfect_sampler"] == pytest.approx(999 / 2000, abs=1e-4)
