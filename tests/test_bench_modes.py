@@ -39,10 +39,10 @@ def test_mode_coverage_quick(capsys):
 @pytest.mark.slow
 def test_stacked_digits_quick(capsys):
     result = run_json(capsys, "benchmark", "stacked-digits", "--quick", "--json", "--device", "cpu")
-    assert result["benchmark"] == "stacked-digits" and result["samples"] == 1000
+    assert result["benchmark"] == "stacked-digits" and result["samples"] == 500
     # The judge must read real stacked digits well before its verdict on samples means anything.
     assert result["classifier"]["channel_accuracy"] > 0.9
     for method in ("ours", "baseline"):
         run = result[method]["runs"][0]
         assert 1 <= run["covered"] <= 1000 and run["reverse_kl"] >= 0.0
-    assert result["kl_floor_perfect_sampler"] == pytest.approx(999 / 2000, abs=1e-4)
+    assert result["kl_floor_perfect_sampler"] == pytest.approx(999 / 1000, abs=1e-4)

@@ -62,7 +62,7 @@ TOY_PRESETS = {"ring": "gan-toy2d-ring", "grid": "gan-toy2d-grid"}
 
 
 def toy_methods(quick: bool) -> dict[str, dict[str, Any]]:
-    steps = {"steps": 100} if quick else {}
+    steps = {"steps": 50} if quick else {}
     return {"ours": dict(steps), "baseline": {**BASELINE, **steps}}
 
 
@@ -116,7 +116,7 @@ def classify_stacked(images: torch.Tensor, batch: int = 4096) -> tuple[np.ndarra
 
 
 def stacked_methods(quick: bool) -> dict[str, dict[str, Any]]:
-    steps = {"steps": 100} if quick else {}
+    steps = {"steps": 50} if quick else {}
     return {"ours": dict(steps), "baseline": {**BASELINE, **steps}}
 
 
@@ -129,7 +129,7 @@ def stacked_digits(quick: bool = False, device: str = "auto", log: Log | None = 
     log = log or (lambda msg: None)
     preset = "dcgan-stacked-digits"
     seeds = [0] if quick else [0, 1]
-    n = 1_000 if quick else STACKED_SAMPLES
+    n = 500 if quick else STACKED_SAMPLES
     cfg = make_config(preset)
     # Check the judge first: how often does the classifier read a real stacked channel right?
     real = load_data("stacked-digits", image_size=cfg.image_size, channels=3, max_items=n, seed=12_345, train=False)
