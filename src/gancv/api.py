@@ -51,4 +51,18 @@ def load(path: str | Path, device: str = "auto") -> Any:
     return load_model(path, device)
 
 
-__all__ = ["train", "load", "make_config"]
+def evaluate(run: str | Path | None = None, **kwargs: Any) -> dict[str, Any]:
+    """Score a run's samples (or ``fake=PATH``) against ``real=DATA``; see :func:`gancv.metrics.evaluate`."""
+    from .metrics import evaluate as run_eval
+
+    return run_eval(run, **kwargs)
+
+
+def augment(run: str | Path, per_class: int, out: str | Path, **kwargs: Any) -> Path:
+    """Write a labelled synthetic data set (ImageFolder + manifest.csv); returns the manifest path."""
+    from .synthetic import augment as write_set
+
+    return write_set(run, per_class, out, **kwargs)
+
+
+__all__ = ["train", "load", "make_config", "evaluate", "augment"]

@@ -557,6 +557,57 @@ def inpaint(
     console.print(f"wrote {out}")
 
 
+# ---- evaluation and synthetic data --------------------------------------------------------------
+@app.command()
+def evaluate(
+    run: Optional[Path] = typer.Argument(None, help="run or model directory to sample from (or use --fake)"),
+    fake: Optional[Path] = typer.Option(None, "--fake", help="generated images: a folder or an .npz with 'samples' (uint8 N,H,W,C)"),
+    real: Optional[str] = typer.Option(None, "--real", help="real data spec (default for a run: its training data)"),
+    metrics: str = typer.Option("fid", "--metrics", "-m", help="comma list: fid,kid,is,pr,dc,gan-test,cas"),
+    features: str = typer.Option("digits", "--features", help="digits | inception | classifier:RUN"),
+    n: int = typer.Option(10000, "-n", help="samples drawn from RUN"),
+    seed: int = typer.Option(0, "--seed"),
+    image_size: Optional[int] = typer.Option(None, "--image-size", help="evaluate at this size (fakes of another size are resized, with a warning)"),
+    real_n: Optional[int] = typer.Option(None, "--real-n", help="use at most this many real images (default: all, up to 50,000)"),
+    inception_weights: Optional[Path] = typer.Option(None, "--inception-weights", help="the FID Inception .pth file"),
+    no_cache: bool = typer.Option(False, "--no-cache", help="recompute the real set's features"),
+    device: str = typer.Option("auto", "--device"),
+    as_json: bool = typer.Option(False, "--json", help="print the result as one JSON line"),
+) -> None:
+    """Score generated images against a real data set (FID, KID, IS, precision/recall, ...)."""
+    from .metrics import evaluate as run_eval
+
+    result = run_eval(run, fake=fake, real=real, metrics=metrics, features=features, n=n, seed=seed,
+                      image_size=image_size, real_n=real_n,
+                      inception_weights=str(inception_weights) if inception_weights else None,
+                      device=device, use_cache=not no_cache, log=console.print)
+    if as_json:
+        _emit_json(result)
+        return
+    table = Table("metric", "value", box=None)
+    for key, value in result["metrics"].items():
+        table.add_row(key, f"{value:.4f}")
+    out_console.print(table)
+    console.print(f"{result['n_fake']} fakes vs real {result['real']} ({result['n_real'] or '-'} images) at "
+                  f"{result['image_size']} px, {result['features']} features")
+
+
+@app.command()
+def augment(
+    run: Path = typer.Argument(..., help="class-conditional run or model directory"),
+    per_class: int = typer.Option(..., "--per-class", help="images per class"),
+    out: Path = typer.Option(..., "--out", "-o", help="new directory: ImageFolder layout + manifest.csv"),
+    seed: int = typer.Option(0, "--seed", help="image i uses seed + i"),
+    truncation: Optional[float] = typer.Option(None, "--truncation"),
+    device: str = typer.Option("auto", "--device"),
+) -> None:
+    """Write a labelled synthetic data set from a conditional generator."""
+    from .synthetic import augment as write_set
+
+    manifest = write_set(run, per_class, out, seed=seed, truncation=truncation, device=device)
+    console.print(f"wrote {manifest.parent} (manifest: {manifest})")
+
+
 # ---- data -------------------------------------------------------------------------------------
 @data_app.command("check")
 def data_check(

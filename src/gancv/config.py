@@ -132,6 +132,11 @@ class TrainConfig:
     # provenance: invisible watermark on preview images (metadata is always written); recorded here
     watermark: bool = True
     restoration: RestorationConfig = field(default_factory=RestorationConfig)
+    # evaluation during training (0 = off): scores in metrics.jsonl, best model exported to RUN/best
+    eval_every: int = 0
+    eval_metrics: str = "fid"
+    eval_samples: int = 2000
+    eval_features: str = "digits"
 
 
 @dataclass(frozen=True)
@@ -471,6 +476,12 @@ def validate(cfg: DictConfig) -> None:
         raise GancvError(f"cpu_threads must be >= 1 (or null for torch's default), got {cfg.cpu_threads}")
     if cfg.logger not in LOGGERS:
         raise GancvError(f"logger={cfg.logger!r} is not one of {', '.join(LOGGERS)}")
+    if cfg.eval_every:
+        from .metrics.periodic import check_eval_config
+
+        check_eval_config(cfg)
+    elif cfg.eval_every < 0:
+        raise GancvError(f"eval_every must be >= 0 (0 = off), got {cfg.eval_every}")
     for section in ("generator", "discriminator"):
         if "name" not in cfg[section]:
             raise GancvError(f"{section} needs a name, e.g. {section}.name=dcgan")

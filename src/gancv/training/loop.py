@@ -376,6 +376,8 @@ class Trainer:
                     self.preview()
                 if at_save:
                     self.save()
+                if cfg.eval_every and (self.step % cfg.eval_every == 0 or self.step == cfg.steps):
+                    self.evaluate()
             progress.update(bar, completed=self.step)
         if self.dist.main:
             self.preview()
@@ -386,6 +388,12 @@ class Trainer:
             plot_losses(self.out / "metrics.jsonl", self.out / "losses.png")
         distributed.barrier()  # no rank leaves (and tears down the group) before rank 0 has written
         return self.out
+
+    def evaluate(self) -> None:
+        """Score the (EMA) generator now; keeps RUN/best when the score improved (``eval_every``)."""
+        from ..metrics.periodic import periodic_eval
+
+        self._append_metrics(periodic_eval(self))
 
     def preview(self) -> None:
         nets = self.export_networks()
