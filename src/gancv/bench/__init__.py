@@ -4,7 +4,7 @@ from ..registry import Registry
 
 BENCHMARKS = Registry("benchmark")
 
-from . import conditional, generation, restoration, stylegan, throughput, translation  # noqa: E402,F401  (registers benchmarks)
+from . import conditional, evaluation, generation, restoration, stylegan, throughput, translation  # noqa: E402,F401  (registers benchmarks)
 from . import serve, watermark  # noqa: E402,F401
 from . import modes  # noqa: E402,F401  (mode-coverage, stacked-digits)
 

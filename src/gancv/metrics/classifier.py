@@ -90,8 +90,12 @@ class TrainRecipe:
 
 
 def train_classifier(images: torch.Tensor, labels: torch.Tensor, num_classes: int, recipe: TrainRecipe | None = None,
-                     size: int | None = None, channels: int | None = None) -> Classifier:
-    """Train the standard classifier on uint8 images and int labels (CPU, seeded)."""
+                     size: int | None = None, channels: int | None = None,
+                     weights: torch.Tensor | None = None) -> Classifier:
+    """Train the standard classifier on uint8 images and int labels (CPU, seeded).
+
+    ``weights``: per-image sampling weights (e.g. to draw real and synthetic images equally
+    often however many of each there are); uniform when None."""
     recipe = recipe or TrainRecipe()
     if recipe.steps <= 0:
         recipe = TrainRecipe(DEFAULT_STEPS, recipe.batch_size, recipe.lr, recipe.seed)
@@ -111,7 +115,10 @@ def train_classifier(images: torch.Tensor, labels: torch.Tensor, num_classes: in
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, recipe.steps)
         model.train()
         for _ in range(recipe.steps):
-            idx = torch.randint(0, len(x), (min(recipe.batch_size, len(x)),), generator=g)
+            if weights is None:
+                idx = torch.randint(0, len(x), (min(recipe.batch_size, len(x)),), generator=g)
+            else:
+                idx = torch.multinomial(weights.double(), recipe.batch_size, replacement=True, generator=g)
             loss = F.cross_entropy(model(_shift(x[idx], g)), y[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -137,11 +137,11 @@ def inception_features(arg: str, *, size: int, channels: int, weights: str | Non
             torch.hub.download_url_to_file(INCEPTION_URL, str(path), progress=False)
         except Exception:  # any network failure leaves the user in the offline case
             raise _missing_weights(path) from None
+    state = _load_inception_state(path)
     try:
         from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
     except ImportError:
         raise GancvError("--features inception needs torch-fidelity: pip install 'gancv[inception]'") from None
-    state = _load_inception_state(path)
     # torch-fidelity reads the file with a full unpickler; hand it a copy we wrote ourselves from
     # the tensors already checked above, so a user-supplied file is never unpickled as code.
     with tempfile.TemporaryDirectory() as tmp:
