@@ -44,6 +44,7 @@ def cond_run(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_every_metric_on_real_digits(tmp_path, real16, capsys):
     x, y = real16
     path = _npz(tmp_path / "real.npz", x[:400], y[:400])
@@ -155,6 +156,7 @@ def test_augment_api_and_errors(cond_run, trained_run, tmp_path, capsys):
     assert code == 2 and "not an empty directory" in err
 
 
+@pytest.mark.slow
 def test_periodic_evaluation_keeps_best(tmp_path):
     from gancv.config import make_config
 
