@@ -31,7 +31,9 @@ def augment(run: str | Path, per_class: int, out: str | Path, *, seed: int = 0, 
     if not isinstance(per_class, int) or per_class < 1:
         raise GancvError(f"--per-class must be a positive integer, got {per_class!r}")
     model = load(run, device=device)
-    if getattr(model, "task", None) != "generation" or model.kind != "image":
+    from .tasks.inference import GenerativeModel
+
+    if not isinstance(model, GenerativeModel) or model.kind != "image":
         raise GancvError(f"{run} is not an image generation model; augment needs a class-conditional generator")
     if not model.conditional:
         raise GancvError(f"{run} is unconditional: its samples have no labels. Train with conditional=true "

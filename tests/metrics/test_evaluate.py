@@ -177,3 +177,19 @@ def test_eval_config_errors(bad):
 
     with pytest.raises(GancvError):
         make_config(None, bad.split())
+
+
+def test_classifier_run_features_are_cached_in_the_run(cond_run, tmp_path, real16):
+    path = _npz(tmp_path / "real.npz", real16[0][:300])
+    spec = f"classifier:{cond_run}"
+    first = gancv.evaluate(fake=path, real="digits", metrics="fid,is", features=spec, device="cpu")
+    assert (cond_run / "classifier" / "classifier.safetensors").is_file()
+    again = gancv.evaluate(fake=path, real="digits", metrics="fid,is", features=spec, device="cpu")
+    assert first["metrics"] == again["metrics"] and first["features"] == spec
+
+
+@pytest.mark.parametrize("spec", ["nope", "digits:x", "classifier", "inception:x"])
+def test_bad_feature_specs(spec, tmp_path, real16, capsys):
+    path = _npz(tmp_path / "f.npz", real16[0][:200])
+    code, _, err = cli(capsys, "evaluate", "--fake", path, "--real", "digits", "--features", spec)
+    assert code == 2 and "Traceback" not in err

@@ -270,7 +270,9 @@ def _sample_run(run: str | Path, n: int, seed: int, device: str) -> tuple[Any, t
     from ..tasks.inference import load
 
     model = load(run, device=device)
-    if getattr(model, "task", None) != "generation" or model.kind != "image":
+    from ..tasks.inference import GenerativeModel
+
+    if not isinstance(model, GenerativeModel) or model.kind != "image":
         raise GancvError(f"{run} is not an image generation model; evaluate scores generated images")
     labels = (torch.arange(n) % model.num_classes) if model.conditional else None
     return model, model.sample(n, labels=labels, seed=seed), labels

@@ -23,24 +23,28 @@ def check_eval_config(cfg: Any) -> None:
         parse_metrics(cfg.eval_metrics)
         if cfg.eval_samples < 2:
             raise GancvError(f"eval_samples must be >= 2, got {cfg.eval_samples}")
-        if cfg.task != "generation":
-            raise GancvError(f"eval_every works for generation runs; task {cfg.task!r} has its own benchmarks")
+        from ..tasks import TASKS
+        from ..tasks.inference import GenerativeModel
+
+        if not issubclass(getattr(TASKS.get(cfg.task), "inference", object), GenerativeModel):
+            raise GancvError(f"eval_every works for image generation runs; task {cfg.task!r} has its own benchmarks")
 
 
-@torch.no_grad()
-def _samples(G: torch.nn.Module, n: int, z_dim: int, num_classes: int, seed: int, device: torch.device):
-    # Fixed noise per run: successive evaluations differ only because the weights changed.
-    g = torch.Generator().manual_seed(seed + 777)
-    z = torch.randn(n, z_dim, generator=g)
-    labels = torch.arange(n) % num_classes if num_classes else None
-    was_training = G.training
-    G.eval()
+def _samples(task: Any, G: torch.nn.Module, n: int, seed: int, device: torch.device):
+    """n samples through the task's own inference class (so StyleGAN's W-space sampling etc. apply),
+    leaving the training network's mode and requires_grad flags as they were."""
+    modes = [(m, m.training) for m in G.modules()]
+    grads = [(p, p.requires_grad) for p in G.parameters()]
     try:
-        outs = [G(z[i : i + 256].to(device), None if labels is None else labels[i : i + 256].to(device)).float().cpu()
-                for i in range(0, n, 256)]
+        model = task.inference(G, task.model_info(G), device)
+        labels = torch.arange(n) % model.num_classes if model.conditional else None
+        # Fixed seed per run: successive evaluations differ only because the weights changed.
+        images = model.sample(n, labels=labels, seed=seed + 777)
     finally:
-        G.train(was_training)
-    images = ((torch.cat(outs).clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+        for m, mode in modes:
+            m.training = mode
+        for p, flag in grads:
+            p.requires_grad_(flag)
     return images, labels
 
 
@@ -51,7 +55,7 @@ def periodic_eval(trainer: Any) -> dict[str, Any]:
     nets = trainer.export_networks()
     G = nets[task.ema_network]
     t0 = time.perf_counter()
-    images, labels = _samples(G, cfg.eval_samples, cfg.z_dim, task.num_classes, cfg.seed, trainer.device)
+    images, labels = _samples(task, G, cfg.eval_samples, cfg.seed, trainer.device)
     result = evaluate_images(images, labels, cfg.data, cfg.eval_metrics, cfg.eval_features,
                              image_size=trainer.bundle.shape[-1], channels=trainer.bundle.shape[0], seed=cfg.seed,
                              device=str(trainer.device), log=trainer.log)
