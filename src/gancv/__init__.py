@@ -9,6 +9,6 @@ Python API (mirrors the CLI)::
 """
 __version__ = "0.1.0"
 
-from .api import augment, evaluate, load, make_config, train  # noqa: E402
+from .api import evaluate, load, make_config, synthesize, train  # noqa: E402
 
-__all__ = ["__version__", "train", "load", "make_config", "evaluate", "augment"]
+__all__ = ["__version__", "train", "load", "make_config", "evaluate", "synthesize"]

@@ -58,11 +58,13 @@ def evaluate(run: str | Path | None = None, **kwargs: Any) -> dict[str, Any]:
     return run_eval(run, **kwargs)
 
 
-def augment(run: str | Path, per_class: int, out: str | Path, **kwargs: Any) -> Path:
-    """Write a labelled synthetic data set (ImageFolder + manifest.csv); returns the manifest path."""
+def synthesize(run: str | Path, per_class: int, out: str | Path, **kwargs: Any) -> Path:
+    """``gancv augment``: write a labelled synthetic data set (ImageFolder + manifest.csv) from a
+    class-conditional run; returns the manifest path. (Named apart from ``gancv.augment``, the
+    DiffAugment/ADA module.)"""
     from .synthetic import augment as write_set
 
     return write_set(run, per_class, out, **kwargs)
 
 
-__all__ = ["train", "load", "make_config", "evaluate", "augment"]
+__all__ = ["train", "load", "make_config", "evaluate", "synthesize"]

@@ -148,7 +148,7 @@ def test_augment_writes_imagefolder_and_manifest(cond_run, tmp_path, capsys):
 
 
 def test_augment_api_and_errors(cond_run, trained_run, tmp_path, capsys):
-    manifest = gancv.augment(cond_run, 1, tmp_path / "api", device="cpu")
+    manifest = gancv.synthesize(cond_run, 1, tmp_path / "api", device="cpu")
     assert manifest.name == "manifest.csv" and len(manifest.read_text().splitlines()) == 11
     code, _, err = cli(capsys, "augment", trained_run, "--per-class", 2, "--out", tmp_path / "u")
     assert code == 2 and "unconditional" in err
