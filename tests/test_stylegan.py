@@ -336,3 +336,10 @@ def test_stylegan_trains_with_adaptive_augmentation(tmp_path):
     gancv.train(make_config(None, TINY_RUN + ["augment=translation,cutout", "ada_target=0.6", "steps=2"]), out=out)
     row = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
     assert "aug_p" in row and "r1" in row
+
+
+def test_grad_checkpoint_option_switches_on_stylegan_block_checkpointing():
+    from gancv.training.precision import enable_grad_checkpointing
+
+    G = tiny_g()
+    assert not G.checkpointing and enable_grad_checkpointing(G) and G.checkpointing
