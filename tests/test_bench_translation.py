@@ -42,4 +42,5 @@ def test_translation_benchmark_quick(capsys):
     if not result["lpips_available"]:
         assert row["pix2pix"]["lpips"] is None and "place" in result["lpips_note"]
     speed = result["translate_speed"]
-    assert speed["cli_fp32_seconds"] > 0 and speed["translate_bf16_seconds"] > 0
+    assert speed["cli_seconds"] > 0 and speed["translate_seconds"]["fp32"] > 0 and speed["translate_seconds"]["bf16"] > 0
+    assert speed["cli_vs_api_mean_abs_diff"] < 2  # the CLI runs the same network in the same precision

@@ -59,3 +59,54 @@ def test_tile_count():
 
     assert tile_count(10, 10, 64, 8) == 1
     assert tile_count(100, 30, 24, 8) == 6 * 2
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from gancv.tiling import _layout  # noqa: E402
+
+
+@settings(max_examples=200, deadline=None)
+@given(length=st.integers(1, 3000), tile=st.integers(16, 600), overlap=st.integers(0, 60),
+       multiple=st.sampled_from([1, 4, 8]))
+def test_layout_covers_the_axis_with_enough_overlap(length, tile, overlap, multiple):
+    tile = max(multiple, tile - tile % multiple)
+    if 2 * overlap >= tile:
+        return
+    length = -(-length // multiple) * multiple  # tiled_apply pads to the multiple first
+    size, starts = _layout(length, tile, overlap, multiple)
+    assert starts[0] == 0 and starts[-1] + size == length
+    assert size <= max(tile, length if length <= tile else 0)
+    if length > tile:
+        assert size % multiple == 0
+        assert all(b - a <= size - overlap for a, b in zip(starts, starts[1:]))  # neighbours overlap enough
+        # Balanced: no more tiles than a fixed stride would use, and little recomputation.
+        assert len(starts) == -(-(length - overlap) // (tile - overlap))
+        assert len(starts) * size <= length + len(starts) * (overlap + multiple)
+
+
+def test_balanced_tiles_for_a_1024x768_photo():
+    # The fixed-stride layout ran six 512x512 tiles (2x the pixels); balanced tiles cost ~1.1x.
+    (tw, lefts), (th, tops) = _layout(1024, 512, 32, 4), _layout(768, 512, 32, 4)
+    assert len(lefts) * len(tops) == 6 and len(lefts) * tw * len(tops) * th < 1.12 * 1024 * 768
+
+
+def test_needed_map_skips_tiles_and_matches_where_needed():
+    net = conv_net()
+    x = torch.rand(1, 3, 64, 96)
+    needed = torch.zeros(64, 96, dtype=torch.bool)
+    needed[4:10, 5:12] = True  # only the top-left corner matters
+    calls = []
+
+    def counting(t):
+        calls.append(t.shape)
+        return net(t)
+
+    with torch.no_grad():
+        full = net(x)
+    out = tiled_apply(counting, x, tile=24, overlap=8, needed=needed)
+    assert len(calls) == 1  # one of 4 x 6 tiles touches the needed pixels
+    assert torch.allclose(out[..., 4:10, 5:12], full[..., 4:10, 5:12], atol=1e-5)
+    with pytest.raises(GancvError, match="all False"):
+        tiled_apply(net, x, tile=24, overlap=8, needed=torch.zeros(64, 96, dtype=torch.bool))

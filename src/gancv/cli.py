@@ -418,6 +418,10 @@ def _translate_inputs(inputs: list[Path]) -> list[tuple[Path, Path]]:
     return found
 
 
+PRECISION_HELP = ("auto (bf16 where the CPU/GPU has bf16 matrix units, about 3x faster on CPU and within about "
+                  "one grey level of fp32; fp32 elsewhere), fp32 or bf16")
+
+
 @app.command()
 def translate(
     run: Path = typer.Argument(..., help="pix2pix or cyclegan run directory (or exported model directory)"),
@@ -425,7 +429,7 @@ def translate(
     out: Path = typer.Option(..., "--out", "-o", help="an image file (one input) or a directory"),
     direction: Optional[str] = typer.Option(None, "--direction", help="a2b or b2a (default: a2b when the model has it)"),
     tile: int = typer.Option(512, "--tile", min=80, help="tile size in pixels; memory is bounded by it"),
-    precision: str = typer.Option("fp32", "--precision", help="fp32, or bf16 (faster on AMX CPUs and recent GPUs)"),
+    precision: str = typer.Option("auto", "--precision", help=PRECISION_HELP),
     no_watermark: bool = typer.Option(False, "--no-watermark", help=NO_WATERMARK_HELP),
     device: str = typer.Option("auto", "--device"),
 ) -> None:
@@ -507,8 +511,9 @@ def upscale(
     inputs: List[Path] = typer.Argument(..., help="image files to enlarge"),
     out: Path = typer.Option(..., "--out", "-o", help="output image (one input) or directory (one file per input)"),
     scale: Optional[int] = typer.Option(None, "--scale", help="check the model's factor (2, 4, 8)"),
-    tile: int = typer.Option(192, "--tile", help="tile size in input pixels (bounds memory)"),
+    tile: int = typer.Option(320, "--tile", help="tile size in input pixels (bounds memory)"),
     overlap: int = typer.Option(16, "--overlap", help="tile overlap in input pixels (blended, no seams)"),
+    precision: str = typer.Option("auto", "--precision", help=PRECISION_HELP),
     device: str = typer.Option("auto", "--device"),
 ) -> None:
     """Enlarge images with a trained super-resolution model (tiled, bounded memory)."""
@@ -527,7 +532,7 @@ def upscale(
     images = [_read_input(p) for p in inputs]  # all inputs are checked before any work
     for path, img in zip(inputs, images):
         t0 = time.perf_counter()
-        result = model.upscale(img, tile=tile, overlap=overlap, note=_note)
+        result = model.upscale(img, tile=tile, overlap=overlap, precision=precision, note=_note)
         target = out if one_file else out / f"{path.stem}_x{model.scale}.png"
         with marked_as(model, None, no_watermark=False):
             save_image(result, target)
@@ -541,6 +546,7 @@ def inpaint(
     input: Path = typer.Argument(..., help="image file with a hole to fill"),
     mask: Path = typer.Option(..., "--mask", "-m", help="mask image of the same size: white = fill, black = keep"),
     out: Path = typer.Option(..., "--out", "-o", help="output image (.png recommended: JPEG would alter known pixels)"),
+    precision: str = typer.Option("auto", "--precision", help=PRECISION_HELP),
     device: str = typer.Option("auto", "--device"),
 ) -> None:
     """Fill the white part of MASK in INPUT; every other pixel is kept exactly."""
@@ -549,7 +555,7 @@ def inpaint(
     _check_out_parent(out)
     model = _load_task_model(run, "inpainting", device, "inpaint")
     image, mask_img = _read_input(input), _read_input(mask)
-    result = model.inpaint(image, mask_img, note=_note)
+    result = model.inpaint(image, mask_img, precision=precision, note=_note)
     # Metadata only: an invisible watermark changes every pixel a little, and inpainting promises
     # that the known pixels come back exactly as they were.
     with marked_as(model, None, no_watermark=True):

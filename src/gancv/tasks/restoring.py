@@ -11,17 +11,23 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
 from ..errors import GancvError
 from ..models import build
-from ..tiling import pad_to_multiple, tiled_apply
+from ..tiling import tiled_apply
+from ..training.precision import inference_copy, inference_dtype, run_inference
 from ..training.checkpoint import load_weights
 
 Note = Callable[[str], None]
 MIN_SR_SIDE = 4  # below this the bicubic skip and 3x3 convs see mostly padding
+# Tiles in input pixels. SR: a 320-px tile is a 1280-px output at x4 (a few hundred MB of bf16
+# activations), and a 512x512 image becomes four 264-px tiles. Inpainting: the dilated middle
+# sees ~240 px around a pixel, so tiles are large and overlap generously; images up to 768 px
+# go through whole, exactly as untiled.
+SR_TILE, SR_OVERLAP = 320, 16
+INPAINT_TILE, INPAINT_OVERLAP = 768, 96
 
 
 def to_chw_uint8(image: Any, channels: int, name: str = "image", note: Note | None = None) -> torch.Tensor:
@@ -66,6 +72,7 @@ class _RestorationModel:
     def __init__(self, generator: nn.Module, info: dict[str, Any], device: torch.device, path: Path | None = None):
         self.generator = generator.to(device).eval().requires_grad_(False)
         self.info, self.device, self.path = info, device, path
+        self._fast: dict[Any, nn.Module] = {}  # inference copies per dtype (training/precision.py)
         self.channels = int(info["channels"])
         self.kind = "image"
 
@@ -91,22 +98,25 @@ class SuperResolutionModel(_RestorationModel):
                              f"restoration.scale={scale}")
 
     @torch.no_grad()
-    def upscale(self, images: Any, *, scale: int | None = None, tile: int = 192, overlap: int = 16,
-                note: Note | None = None) -> Any:
+    def upscale(self, images: Any, *, scale: int | None = None, tile: int = SR_TILE, overlap: int = SR_OVERLAP,
+                precision: str = "auto", note: Note | None = None) -> Any:
         """One image (PIL, numpy or uint8 (C, H, W)) -> uint8 (C, sH, sW); a list or a (N, C, H, W)
-        tensor -> the same kind of collection."""
+        tensor -> the same kind of collection. ``precision``: auto (bf16 where the device has bf16
+        matrix units, else fp32), fp32 or bf16 — see ``TranslationModel.translate``."""
         self.check_scale(scale)
+        dtype = inference_dtype(precision, self.device)
         if isinstance(images, torch.Tensor) and images.dim() == 4:
-            return torch.stack([self.upscale(im, tile=tile, overlap=overlap, note=note) for im in images])
+            return torch.stack([self.upscale(im, tile=tile, overlap=overlap, precision=precision, note=note) for im in images])
         if isinstance(images, (list, tuple)):
-            return [self.upscale(im, tile=tile, overlap=overlap, note=note) for im in images]
+            return [self.upscale(im, tile=tile, overlap=overlap, precision=precision, note=note) for im in images]
         x = to_chw_uint8(images, self.channels, note=note)
         h, w = x.shape[-2:]
         if min(h, w) < MIN_SR_SIDE:
             raise GancvError(f"image is {w}x{h}: smaller than the smallest tile this model upscales "
                              f"({MIN_SR_SIDE}x{MIN_SR_SIDE} px); use a larger image")
-        out = tiled_apply(self.generator, _to_float(x[None]), tile=tile, overlap=overlap, scale=self.scale,
-                          device=self.device)
+        net = inference_copy(self.generator, dtype, self._fast)
+        out = tiled_apply(lambda t: run_inference(net, dtype, t), _to_float(x[None]), tile=tile, overlap=overlap,
+                          scale=self.scale, device=self.device)
         return _to_uint8(out[0])
 
 
@@ -139,16 +149,25 @@ class InpaintingModel(_RestorationModel):
         return binary
 
     @torch.no_grad()
-    def inpaint(self, image: Any, mask: Any, *, note: Note | None = None) -> torch.Tensor:
-        """Fill the hole; returns uint8 (C, H, W) whose pixels outside the hole equal the input's exactly."""
+    def inpaint(self, image: Any, mask: Any, *, tile: int = INPAINT_TILE, overlap: int = INPAINT_OVERLAP,
+                precision: str = "auto", note: Note | None = None) -> torch.Tensor:
+        """Fill the hole; returns uint8 (C, H, W) whose pixels outside the hole equal the input's exactly.
+
+        Large images are tiled like ``upscale``, and only tiles that touch the hole are run.
+        ``precision``: auto, fp32 or bf16 — see ``TranslationModel.translate``."""
+        dtype = inference_dtype(precision, self.device)
         x = to_chw_uint8(image, self.channels, note=note)
         h, w = x.shape[-2:]
         if min(h, w) < self.min_side:
             raise GancvError(f"image is {w}x{h}: smaller than one {self.min_side}x{self.min_side} tile of this "
                              "inpainting network; use a larger image")
         m = self.binary_mask(mask, (h, w), note)
-        xf, _ = pad_to_multiple(_to_float(x[None]), self.multiple)
-        mf = F.pad(m[None].float(), (0, xf.shape[-1] - w, 0, xf.shape[-2] - h))  # padding is "known", not hole
-        pred = self.generator(xf.to(self.device), mf.to(self.device)).cpu()[0, :, :h, :w]
+        net = inference_copy(self.generator, dtype, self._fast)
+        c = self.channels
+        # Image and mask travel as one tensor so each tile sees both; the reflect padding to the
+        # network's multiple turns hole pixels at the border into hole pixels, which is harmless.
+        both = torch.cat([_to_float(x[None]), m[None].float()], 1)
+        pred = tiled_apply(lambda t: run_inference(net, dtype, t[:, :c], t[:, c:]), both, tile=tile,
+                           overlap=overlap, multiple=self.multiple, device=self.device, needed=m[0])[0]
         # Composite in uint8: known pixels are copied, never round-tripped through floats.
         return torch.where(m, _to_uint8(pred), x)

@@ -93,6 +93,46 @@ def cpu_has_bf16() -> bool:
     return " amx_bf16" in flags or " avx512_bf16" in flags
 
 
+# ---- inference ------------------------------------------------------------------------------------
+INFERENCE_PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def inference_dtype(precision: str, device: torch.device) -> torch.dtype:
+    """``auto`` -> bf16 where the device has bf16 matrix units (AMX/AVX512-BF16 CPUs, CUDA GPUs
+    with bf16), else fp32. bf16 outputs differ from fp32 by about one grey level."""
+    if precision not in INFERENCE_PRECISIONS:
+        raise GancvError(f"precision={precision!r}: use auto, fp32 or bf16")
+    if precision == "auto":
+        fast = cpu_has_bf16() if device.type == "cpu" else device.type == "cuda" and torch.cuda.is_bf16_supported()
+        return torch.bfloat16 if fast else torch.float32
+    return torch.bfloat16 if precision == "bf16" else torch.float32
+
+
+def inference_copy(module: nn.Module, dtype: torch.dtype, cache: dict[Any, nn.Module]) -> nn.Module:
+    """The module in ``dtype`` and channels_last, made once per (module, dtype) and kept in ``cache``.
+
+    Whole-network bf16 rather than autocast: autocast re-casts every weight on every call and runs
+    normalisation layers in fp32, so a CycleGAN ResNet spends a third of its CPU time in copies;
+    converted once, oneDNN's AMX kernels run on bf16 end to end (about 3x fp32 on a 2-core Xeon,
+    docs/benchmarks.md). channels_last is the layout those kernels want (fp32 gains from it too).
+    """
+    key = (id(module), dtype)
+    if key not in cache:
+        if dtype == torch.float32:
+            cache[key] = module.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        else:
+            import copy
+
+            cache[key] = copy.deepcopy(module).to(dtype=dtype, memory_format=torch.channels_last)  # type: ignore[call-overload]
+    return cache[key]
+
+
+def run_inference(module: nn.Module, dtype: torch.dtype, *inputs: torch.Tensor) -> torch.Tensor:
+    """``module(*inputs)`` with inputs cast to ``dtype`` in channels_last; the output comes back fp32."""
+    cast = [t.to(dtype=dtype, memory_format=torch.channels_last) if t.dim() == 4 else t.to(dtype) for t in inputs]
+    return module(*cast).float()
+
+
 # ---- networks -------------------------------------------------------------------------------------
 _warned: set[str] = set()
 
