@@ -77,3 +77,14 @@ def test_tiled_inpaint_runs_only_hole_tiles_and_keeps_known_pixels(monkeypatch):
     keep = (mask == 0).expand(3, -1, -1)
     assert torch.equal(out[keep], photo[keep]) and not torch.equal(out[~keep], photo[~keep])
     assert 1 <= len(shapes) <= 2  # of 3 x 5 tiles, only those touching the hole
+
+
+def test_instance_norms_become_equivalent_group_norms():
+    torch.manual_seed(0)
+    G = build("generator", {"name": "resnet-6blocks", "width": 8}).eval()
+    fast = P.inference_copy(G, torch.float32, {})
+    assert any(isinstance(m, torch.nn.InstanceNorm2d) for m in G.modules())  # the original is untouched
+    assert not any(isinstance(m, torch.nn.InstanceNorm2d) for m in fast.modules())
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        assert torch.allclose(P.run_inference(fast, torch.float32, x), G(x), atol=1e-5)

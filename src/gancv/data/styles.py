@@ -16,7 +16,6 @@ from typing import Callable
 import cv2
 import numpy as np
 import torch
-from torchvision.transforms.v2 import functional as F
 
 from ..registry import Registry
 
@@ -29,11 +28,13 @@ CANNY_THRESHOLDS = (100, 200)
 
 def luma3(x: torch.Tensor) -> torch.Tensor:
     """uint8 RGB -> uint8 luma replicated to 3 channels (same shape)."""
+    from torchvision.transforms.v2 import functional as F  # lazy: importing torchvision costs seconds
     return F.rgb_to_grayscale(x, num_output_channels=3)
 
 
 def cartoonise(x: torch.Tensor) -> torch.Tensor:
     """uint8 RGB (N, 3, H, W) -> posterised colours with black edges (same shape)."""
+    from torchvision.transforms.v2 import functional as F  # lazy: importing torchvision costs seconds
     step = 256 // POSTER_LEVELS
     poster = (x // step) * step + step // 2
     gray = F.rgb_to_grayscale(x).squeeze(1).numpy()

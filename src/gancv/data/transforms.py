@@ -10,7 +10,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 from PIL import Image, ImageOps
-from torchvision.transforms.v2 import functional as F
 
 # why: bounded working memory when resizing 60k-image sets (float copies of a chunk only).
 _CHUNK = 2048
@@ -18,6 +17,7 @@ _CHUNK = 2048
 
 def fit_square_tensor(x: torch.Tensor, size: int) -> torch.Tensor:
     """Resize uint8 ``(N, C, H, W)`` so the shorter side is ``size``, then center-crop square."""
+    from torchvision.transforms.v2 import functional as F  # lazy: importing torchvision costs seconds
     n, c, h, w = x.shape
     if h == w == size:
         return x
@@ -36,6 +36,7 @@ def fit_square_tensor(x: torch.Tensor, size: int) -> torch.Tensor:
 
 def set_channels_tensor(x: torch.Tensor, channels: int | None) -> torch.Tensor:
     """uint8 ``(N, C, H, W)`` with C in {1, 3} -> ``channels`` (None keeps C)."""
+    from torchvision.transforms.v2 import functional as F  # lazy: importing torchvision costs seconds
     c = x.shape[1]
     if channels is None or channels == c:
         return x
