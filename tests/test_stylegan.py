@@ -313,6 +313,9 @@ def test_memory_benchmark_quick_counts_every_phase(capsys):
     result = json.loads(out.strip().splitlines()[-1])
     assert set(result["activations_gib"]) == {"G_main", "D_main", "D_r1"} and result["batch_size"] == 4
     assert 0 < result["estimated_peak_gib"] < 1 and result["fits_24gb_without_checkpointing"]
+    measured = result["measured"]
+    assert measured["phases"] == ["D", "Dreg", "G"] and 0 < measured["training_peak_gib"] < 2
+    assert result["measured_peak_gib"] == measured["training_peak_gib"]  # CPU: the RSS rise is the figure
 
 
 @pytest.mark.slow
