@@ -45,8 +45,9 @@ def outputs():
 
 def test_catalog_names_and_duplicates(served_run, tmp_path, catalog):
     assert catalog.generators() == ["digits"] and catalog.runs() == ["digits"]
-    # The DCGAN's project/directions are stubs that explain StyleGAN is needed: no tabs for them.
-    assert catalog.with_capability("project") == [] and catalog.with_capability("direction_grid") == []
+    # A DCGAN has no W space: no Projection/Directions tabs (capabilities, not stub methods).
+    assert catalog.with_capability("project") == [] and catalog.with_capability("directions") == []
+    assert catalog.get("digits").model.capabilities == {"sample", "interpolate"}
     other = tmp_path / "x" / "digits"
     shutil.copytree(served_run / "model", other)
     with pytest.raises(GancvError, match="two models are named 'digits'"):
@@ -120,11 +121,90 @@ def test_monitor_live_and_deleted(catalog, served_run, tmp_path):
         shutil.move(str(moved), served_run)
 
 
+# Tiny runs of the real presets for the image-to-image tabs (2 steps each, a few seconds in all).
+TASK_COMMON = ["steps=2", "log_every=1", "sample_every=2", "checkpoint_every=2", "progress=false", "device=cpu",
+               "max_items=16"]
+TASK_RUNS = {
+    "gray": ("cyclegan-photos-gray", ["image_size=16", "batch_size=2", "generator.num_downs=3", "generator.width=4",
+                                      "discriminator.n_layers=1", "discriminator.width=4"]),
+    "x4": ("srresnet-x4", ["image_size=32", "batch_size=4", "generator.width=8", "generator.blocks=1",
+                           "discriminator.width=8", "restoration.pretrain_steps=1"]),
+    "fill": ("inpaint-photos", ["image_size=32", "batch_size=4", "generator.width=8", "discriminator.width=8",
+                                "restoration.pretrain_steps=1"]),
+}
+
+
 @pytest.fixture(scope="module")
-def server(served_run):
-    srv = start([served_run], host="127.0.0.1", port=free_port(), device="cpu", refresh_s=1.0)
+def task_runs(tmp_path_factory):
+    import warnings
+
+    import gancv
+    from gancv.config import make_config
+
+    root = tmp_path_factory.mktemp("tasks")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # srresnet-x4 offline: "no VGG19 weights" (its perceptual term is off anyway)
+        for name, (preset, extra) in TASK_RUNS.items():
+            gancv.train(make_config(preset, extra + TASK_COMMON), out=root / name)
+    return {name: root / name for name in TASK_RUNS}
+
+
+@pytest.fixture(scope="module")
+def server(served_run, task_runs):
+    """One app serving every kind of model the tests need: one server start, one Chromium launch."""
+    srv = start([served_run, *task_runs.values()], host="127.0.0.1", port=0, device="cpu", refresh_s=1.0)
     yield srv
     srv.close()
+
+
+def _crop(size):
+    """A noisy RGB image: every pixel different, so any change to a known pixel shows."""
+    rng = np.random.default_rng(7)
+    return rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+
+
+@pytest.mark.slow
+def test_real_task_models_handlers(task_runs, tmp_path, outputs):
+    """Translate / Upscale / Inpaint handlers on models trained by the real presets, not stand-ins."""
+    from gancv.provenance import inspect
+    from gancv.serve.app import build_app, image_to_image, inpaint
+
+    catalog = load_catalog(list(task_runs.values()), device="cpu")
+    assert (catalog.with_capability("translate"), catalog.with_capability("upscale"),
+            catalog.with_capability("inpaint"), catalog.generators()) == (["gray"], ["x4"], ["fill"], [])
+    original = _crop((40, 32))
+    upload = _save(tmp_path, "in.png", Image.fromarray(original))
+    for direction in ("a2b", "b2a", "model default"):
+        out = image_to_image(catalog, outputs, "translate", "gray", upload, direction=direction)
+        # 40x32 translated keeps its size, then is enlarged (x8, nearest) for the page and the watermark.
+        assert Image.open(out).size == (320, 256) and inspect(out)["watermark"] == "present"
+    with pytest.raises(GancvError, match="not 'sideways'"):
+        image_to_image(catalog, outputs, "translate", "gray", upload, direction="sideways")
+    out = image_to_image(catalog, outputs, "upscale", "x4", upload)
+    assert Image.open(out).size == (320, 256)  # x4 = 160x128, enlarged x2 for display
+    with pytest.raises(GancvError, match="cannot upscale"):
+        image_to_image(catalog, outputs, "upscale", "gray", upload)
+
+    layer = np.zeros((32, 40, 4), np.uint8)
+    layer[8:20, 10:30] = (255, 255, 255, 255)  # what the editor's white brush leaves in its layer
+    layer_path = _save(tmp_path, "layer.png", Image.fromarray(layer, "RGBA"))
+    result, mask = inpaint(catalog, outputs, "fill", {"background": upload, "layers": [layer_path]})
+    filled, hole = np.asarray(Image.open(result).convert("RGB")), np.asarray(Image.open(mask)) > 127
+    assert filled.shape == original.shape and hole.sum() == 12 * 20
+    assert np.array_equal(filled[~hole], original[~hole])  # every unpainted pixel comes back exactly
+    assert inspect(result)["metadata"]["gancv:ai_generated"] == "true"
+    with pytest.raises(GancvError, match="paint over"):
+        inpaint(catalog, outputs, "fill", {"background": upload, "layers": []})
+    with pytest.raises(GancvError, match="upload an image first"):
+        inpaint(catalog, outputs, "fill", {"background": None, "layers": [layer_path]})
+    small = _save(tmp_path, "small.png", Image.fromarray(layer[:16, :16], "RGBA"))
+    with pytest.raises(GancvError, match="16x16 but the image is 40x32"):
+        inpaint(catalog, outputs, "fill", {"background": upload, "layers": [small]})
+    with pytest.raises(GancvError, match="cannot inpaint"):
+        inpaint(catalog, outputs, "x4", {"background": upload, "layers": [layer_path]})
+    app = build_app(catalog, outputs)
+    titles = {getattr(b, "label", None) for b in app.blocks.values()}
+    assert {"Translate", "Upscale", "Inpaint"} <= titles and "Generate" not in titles
 
 
 @pytest.mark.slow
@@ -160,24 +240,100 @@ def _need_chromium():
         pytest.skip("no system Chromium (apt-get install -y chromium)")
 
 
-@pytest.mark.slow
-def test_browser_generate(server):
+@pytest.fixture(scope="module")
+def page():
+    """One headless Chromium for every browser test in this module."""
     pytest.importorskip("playwright")
     _need_chromium()
-    from gancv.serve.browser import Browser, generate_in_browser
+    from gancv.serve.browser import Browser
 
-    with Browser() as page:
-        timing = generate_in_browser(page, server.url, ARTIFACTS / "serve-generate.png")
-        srcs = page.eval_on_selector_all("#generate-gallery img", "els => els.map(e => [e.naturalWidth, e.src])")
-        assert len(srcs) == 16 and all(w >= 256 for w, _ in srcs)
-        assert page.get_by_role("tab", name="Projection").count() == 0  # a DCGAN cannot project
-        page.get_by_role("tab", name="Training monitor").click()
-        page.get_by_text("img/s").first.wait_for()
-        page.locator("#monitor-samples img").first.wait_for()
-        page.locator("#monitor-losses canvas, #monitor-losses svg").first.wait_for()
-        page.screenshot(path=str(ARTIFACTS / "serve-monitor.png"))
+    with Browser() as pg:
+        yield pg
+
+
+def _show(page, url, tab):
+    """Open ``tab`` of the app, loading the page only if this browser is not on it already."""
+    if not page.url.startswith(url):
+        page.goto(url)
+    page.get_by_role("tab", name=tab).click()
+
+
+def _fetch(url):
+    import io
+
+    with urllib.request.urlopen(url, timeout=30) as resp:
+        data = resp.read()
+    img = Image.open(io.BytesIO(data))
+    img.load()
+    return img
+
+
+@pytest.mark.slow
+def test_browser_generate(server, page):
+    from gancv.serve.browser import generate_in_browser
+
+    timing = generate_in_browser(page, server.url, ARTIFACTS / "serve-generate.png")
+    srcs = page.eval_on_selector_all("#generate-gallery img", "els => els.map(e => [e.naturalWidth, e.src])")
+    assert len(srcs) == 16 and all(w >= 256 for w, _ in srcs)
+    assert page.get_by_role("tab", name="Projection").count() == 0  # a DCGAN cannot project
+    page.get_by_role("tab", name="Training monitor").click()
+    page.get_by_text("img/s").first.wait_for()
+    page.locator("#monitor-samples img").first.wait_for()
+    page.locator("#monitor-losses canvas, #monitor-losses svg").first.wait_for()
+    page.screenshot(path=str(ARTIFACTS / "serve-monitor.png"))
     (ARTIFACTS / "serve-timing.json").write_text(json.dumps(timing))
     assert timing["first_generation_s"] < 60
+
+
+@pytest.mark.slow
+def test_browser_translate_and_upscale(server, page, tmp_path):
+    """Upload a photo to the Translate and Upscale tabs of really trained (tiny) models."""
+    from gancv.provenance import inspect
+
+    upload = _save(tmp_path, "photo.png", Image.fromarray(_crop((40, 32))))
+    for tab, method in (("Translate", "translate"), ("Upscale", "upscale")):
+        _show(page, server.url, tab)
+        page.locator(f"#{method}-input input[type=file]").set_input_files(upload)
+        page.locator(f"#{method}-input img").first.wait_for()  # the upload is shown before we click
+        page.locator(f"#{method}-button").click()
+        result = page.locator(f"#{method}-output img").first
+        result.wait_for()
+        img = _fetch(result.get_attribute("src"))
+        assert img.size == (320, 256), tab
+        path = tmp_path / f"{method}.png"
+        img.save(path, pnginfo=None)
+        assert inspect(path)["watermark"] == "present", tab
+    page.screenshot(path=str(ARTIFACTS / "serve-upscale.png"))
+
+
+@pytest.mark.slow
+def test_browser_inpaint_paints_a_mask(server, page, tmp_path):
+    """Upload into the Inpaint editor, paint a stroke with the mouse, and check the returned image
+    keeps every unpainted pixel (a real drawn mask, not the API path)."""
+    original = _crop((64, 48))
+    upload = _save(tmp_path, "photo.png", Image.fromarray(original))
+    _show(page, server.url, "Inpaint")
+    editor = page.locator("#inpaint-editor")
+    with page.expect_file_chooser() as chooser:
+        editor.get_by_role("button", name="Upload", exact=True).click()
+    chooser.value.set_files(upload)
+    editor.get_by_role("button", name="Brush", exact=True).click()
+    box = editor.locator("canvas").first.bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x - 30, y)
+    page.mouse.down()
+    page.mouse.move(x + 30, y, steps=2)
+    page.mouse.up()
+    page.locator("#inpaint-button").click()
+    result = page.locator("#inpaint-output img").first
+    result.wait_for()
+    filled = np.asarray(_fetch(result.get_attribute("src")).convert("RGB"))
+    mask_src = page.locator("img[src*='-mask-']").first
+    mask_src.wait_for()
+    hole = np.asarray(_fetch(mask_src.get_attribute("src")).convert("L")) > 127
+    page.screenshot(path=str(ARTIFACTS / "serve-inpaint.png"))
+    assert filled.shape == original.shape and hole.any() and not hole.all()
+    assert np.array_equal(filled[~hole], original[~hole])
 
 
 STYLEGAN_RUN = [
@@ -198,7 +354,7 @@ def test_stylegan_tabs(tmp_path, outputs):
 
     run = gancv.train(make_config(None, STYLEGAN_RUN), out=tmp_path / "sg")
     catalog = load_catalog([run], device="cpu")
-    assert catalog.with_capability("direction_grid") == ["sg"] and catalog.with_capability("project") == ["sg"]
+    assert catalog.with_capability("directions") == ["sg"] and catalog.with_capability("project") == ["sg"]
     grid = directions(catalog, outputs, "sg", 0, 3.0, 1, rows=2)
     assert Image.open(grid).width >= 256
     upload = _save(tmp_path, "digit.png", Image.new("L", (16, 16), 40))
@@ -219,6 +375,7 @@ class _Mirror:
     """A stand-in image-to-image model: the app dispatches on methods, not on classes."""
 
     task, shape, model_id = "translation", (3, 16, 16), "0a0b0c0d"
+    capabilities = frozenset({"translate"})
 
     def translate(self, images):
         return images.flip(-1)

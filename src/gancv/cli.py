@@ -184,6 +184,7 @@ def sample(
         if out.suffix.lower() != ".png":
             raise GancvError(f"--out {out}: a style-mixing grid is written as one .png")
         side = max(1, round(n**0.5))
+        model.require("style_mix")
         grid = model.style_mix(rows=side, cols=side, seed=seed, truncation=truncation, cutoff=cutoff)
         from .visual import save_grid
 
@@ -192,7 +193,7 @@ def sample(
         console.print(f"wrote a {side}x{side} style-mixing grid to {out}")
         return
     if direction is not None:
-        model.directions()  # a generator without modulation layers stops here with its reason
+        model.require("directions")  # a generator without modulation layers stops here with its reason
         images = model.sample(n, labels=class_, seed=seed, truncation=truncation, direction=direction, strength=strength)
     else:
         images = model.sample(n, labels=class_, seed=seed, truncation=truncation)
@@ -337,6 +338,7 @@ def project(
     target, notes = load_target(image, model.shape)
     for note in notes:
         console.print(f"note: {image}: {note}")
+    model.require("project")
     result = model.project(target, steps=steps, w_plus=w_plus, lr=lr, seed=seed)
     out.mkdir(exist_ok=True)
     scale = max(1, 128 // result.image.shape[-1])
@@ -380,6 +382,7 @@ def directions(
     model = api.load(run, device=device)
     if getattr(model, "task", None) != "generation" or model.kind != "image":
         raise GancvError(f"{run} is not an image generation model; directions need a StyleGAN model")
+    model.require("directions")
     dirs, scores = model.directions(method=method, num=num)
     if latent is not None:
         if not latent.is_file():

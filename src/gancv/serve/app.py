@@ -7,6 +7,7 @@ browser; ``build_app`` only wires them to widgets. A user mistake inside a handl
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 from typing import Any, Callable
 
 from PIL import Image
@@ -17,6 +18,8 @@ from .monitor import run_status
 
 MAX_COUNT = 64
 ALL_CLASSES = "all (spread)"
+DEFAULT_DIRECTION = "model default"
+DEFAULT_COUNT = 16  # the Generate tab's count; the start-up warm request asks for exactly this batch
 
 
 # ---- handlers ---------------------------------------------------------------------------------
@@ -74,9 +77,13 @@ def interpolate(catalog: Catalog, out: OutputDir, name: str, seed: float | None,
 
 def image_to_image(catalog: Catalog, out: OutputDir, method: str, name: str, upload: str | None,
                    watermark: bool = True, **options: Any) -> str:
+    """Translate / Upscale: one uploaded image through the model's ``method``; -> the result PNG."""
     served = catalog.get(name)
     if not served.can(method):
         raise GancvError(f"{name} cannot {method}")
+    options = {k: v for k, v in options.items() if v not in (None, "", DEFAULT_DIRECTION)}
+    if "direction" in options and options["direction"] not in getattr(served.model, "directions", []):
+        raise GancvError(f"{name} translates {' and '.join(served.model.directions)} only, not {options['direction']!r}")
     img = read_upload(upload)
     shape = getattr(served.model, "shape", None)
     channels = int(getattr(served.model, "channels", 0) or (shape[0] if shape else 3))
@@ -92,7 +99,7 @@ def directions(catalog: Catalog, out: OutputDir, name: str, index: float, streng
     from ..visual import grid_image
 
     served = catalog.get(name)
-    if not served.can("direction_grid"):
+    if not served.can("directions"):
         raise GancvError(f"{name} has no latent directions (a StyleGAN model has)")
     model = served.model
     seed_i = int(seed) if seed is not None else 0
@@ -122,6 +129,48 @@ def project(catalog: Catalog, out: OutputDir, name: str, upload: str | None, ste
     path = write_output(grid_image(torch.stack([result.target, result.image]), nrow=2), out, f"{name}-projection",
                         served, 0, watermark)
     return path, f"PSNR {result.psnr:.2f} dB after {steps} steps" + (f" ({'; '.join(notes)})" if notes else "")
+
+
+def editor_mask(layers: list[Any], size: tuple[int, int]) -> Image.Image:
+    """The holes the user painted: every editor layer's opaque (alpha >= 128) pixels, as a white-on-black
+    mask of ``size``. The brush colour does not matter; what is painted is filled."""
+    import numpy as np
+
+    mask = np.zeros((size[1], size[0]), dtype=bool)
+    for layer in layers or []:
+        if not isinstance(layer, Image.Image):  # a path: what the editor hands over with type="filepath"
+            with Image.open(layer) as im:
+                layer = im.convert("RGBA")
+        if layer.size != size:  # the editor's canvas follows the background; anything else is not a mask for it
+            raise GancvError(f"the painted mask is {layer.width}x{layer.height} but the image is {size[0]}x{size[1]}; "
+                             "upload the image again and paint on it")
+        mask |= np.asarray(layer.convert("RGBA").getchannel("A")) >= 128
+    if not mask.any():
+        raise GancvError("paint over the part to fill first (the brush marks the hole; nothing is painted yet)")
+    return Image.fromarray(mask.astype(np.uint8) * 255, mode="L")
+
+
+def inpaint(catalog: Catalog, out: OutputDir, name: str, editor: dict[str, Any] | None) -> tuple[str, str]:
+    """Fill what was painted on the uploaded image: -> (result PNG, the mask that was used).
+
+    The result keeps the upload's size and every unpainted pixel exactly, so it is written with
+    metadata only: an invisible watermark would change every pixel slightly (as ``gancv inpaint``).
+    """
+    from ..visual import tensor_to_pil, write_image
+
+    served = catalog.get(name)
+    if not served.can("inpaint"):
+        raise GancvError(f"{name} cannot inpaint")
+    if not editor or editor.get("background") is None:
+        raise GancvError("upload an image first, then paint over the part to fill")
+    img = read_upload(editor["background"])
+    mask = editor_mask(editor.get("layers") or [], img.size)
+    result = served.model.inpaint(img, mask)
+    path = out.new(f"{name}-inpaint")
+    write_image(tensor_to_pil(result), path, model_id=served.model_id, watermark=False)
+    mask_path = out.new(f"{name}-mask")
+    mask.save(mask_path)
+    return str(path), str(mask_path)
 
 
 def detect_upload(upload: str | None) -> str:
@@ -188,10 +237,10 @@ def build_app(catalog: Catalog, out: OutputDir, refresh_s: float = 2.0) -> Any:
                 with gr.Tab("Generate", id="generate"):
                     with gr.Row():
                         g_model = gr.Dropdown(gens, value=gens[0], label="model")
-                        g_seed = gr.Number(0, label="seed", precision=0)
+                        g_seed = gr.Number(0, label="seed", precision=0, elem_id="generate-seed")
                         g_class = gr.Dropdown(classes, value=ALL_CLASSES, label="class")
                         g_trunc = gr.Slider(0.0, 2.0, value=0.0, step=0.05, label="truncation (0 = off)")
-                        g_count = gr.Slider(1, MAX_COUNT, value=16, step=1, label="count")
+                        g_count = gr.Slider(1, MAX_COUNT, value=DEFAULT_COUNT, step=1, label="count")
                     g_button = gr.Button("Generate", variant="primary", elem_id="generate-button")
                     g_gallery = gr.Gallery(label="samples", columns=8, elem_id="generate-gallery", format="png")
                     g_file = gr.File(label="download grid (PNG, watermarked)")
@@ -219,13 +268,39 @@ def build_app(catalog: Catalog, out: OutputDir, refresh_s: float = 2.0) -> Any:
                 if not names:
                     continue
                 with gr.Tab(title, id=method):
-                    m_model = gr.Dropdown(names, value=names[0], label="model")
-                    m_input = gr.Image(type="filepath", label="upload", sources=["upload"])
-                    m_button = gr.Button(title, variant="primary")
-                    m_output = gr.Image(type="filepath", label="result", format="png")
+                    with gr.Row():
+                        m_model = gr.Dropdown(names, value=names[0], label="model")
+                        inputs = [m_model]
+                        if method == "translate":  # CycleGAN models go both ways
+                            ways = sorted({d for n in names for d in getattr(catalog.get(n).model, "directions", [])})
+                            inputs.append(gr.Dropdown([DEFAULT_DIRECTION, *ways], value=DEFAULT_DIRECTION,
+                                                      label="direction", elem_id="translate-direction"))
+                    m_input = gr.Image(type="filepath", label="upload", sources=["upload"], elem_id=f"{method}-input")
+                    m_button = gr.Button(title, variant="primary", elem_id=f"{method}-button")
+                    m_output = gr.Image(type="filepath", label="result", format="png", elem_id=f"{method}-output")
                     handler = _ui(functools.partial(image_to_image, catalog, out, method))
-                    m_button.click(lambda n, u, h=handler: h(n, u), [m_model, m_input], m_output, api_name=method)
-            dir_models = catalog.with_capability("direction_grid")
+                    if method == "translate":
+                        m_button.click(lambda n, d, u, h=handler: h(n, u, direction=d), [*inputs, m_input], m_output,
+                                       api_name=method)
+                    else:
+                        m_button.click(lambda n, u, h=handler: h(n, u), [m_model, m_input], m_output, api_name=method)
+            fill_models = catalog.with_capability("inpaint")
+            if fill_models:
+                with gr.Tab("Inpaint", id="inpaint"):
+                    f_model = gr.Dropdown(fill_models, value=fill_models[0], label="model")
+                    gr.Markdown("Upload an image, then paint over what should be filled (white brush = hole). "
+                                "Unpainted pixels come back unchanged.")
+                    with gr.Row():
+                        # RGBA so the painted layer keeps its alpha: that alpha is the mask.
+                        f_editor = gr.ImageEditor(type="filepath", image_mode="RGBA", sources=["upload"], label="image + mask",
+                                                  brush=gr.Brush(colors=["#ffffff"], default_color="#ffffff", color_mode="fixed"),
+                                                  layers=False, transforms=(), elem_id="inpaint-editor")
+                        f_output = gr.Image(type="filepath", label="result", format="png", elem_id="inpaint-output")
+                    f_button = gr.Button("Inpaint", variant="primary", elem_id="inpaint-button")
+                    f_mask = gr.Image(type="filepath", label="mask used (white = filled)", format="png", height=160)
+                    f_button.click(_ui(functools.partial(inpaint, catalog, out)), [f_model, f_editor], [f_output, f_mask],
+                                   api_name="inpaint")
+            dir_models = catalog.with_capability("directions")
             if dir_models:
                 with gr.Tab("Directions", id="directions"):
                     with gr.Row():

@@ -58,22 +58,43 @@ class Browser:
             self._profile.cleanup()
 
 
-def generate_in_browser(page: Any, url: str, screenshot: Path | None = None) -> dict[str, float]:
+GALLERY_READY = """([count, before]) => {
+  const imgs = Array.from(document.querySelectorAll('#generate-gallery img'));
+  const srcs = imgs.map(i => i.src);
+  return imgs.length >= count && imgs.every(i => i.complete && i.naturalWidth > 0)
+         && !srcs.every(s => before.includes(s));
+}"""
+
+
+def open_app(page: Any, url: str) -> float:
+    """Load the app until the Generate button is visible; -> seconds."""
+    t0 = time.perf_counter()
+    page.goto(url, wait_until="domcontentloaded")
+    page.locator("#generate-button").wait_for(state="visible")
+    return time.perf_counter() - t0
+
+
+def click_generate(page: Any, count: int = 16, seed: int | None = None) -> float:
+    """Click Generate and wait until the gallery shows ``count`` new, fully decoded images; -> seconds
+    from the click to the last image shown (what the user waits for)."""
+    if seed is not None:
+        field = page.locator("#generate-seed input")
+        field.fill(str(seed))
+        field.blur()
+    before = page.eval_on_selector_all("#generate-gallery img", "els => els.map(e => e.src)")
+    t0 = time.perf_counter()
+    page.locator("#generate-button").click()
+    page.wait_for_function(GALLERY_READY, arg=[count, before])
+    return time.perf_counter() - t0
+
+
+def generate_in_browser(page: Any, url: str, screenshot: Path | None = None, count: int = 16) -> dict[str, float]:
     """Open the app, click Generate, wait until the gallery shows loaded images.
 
     Returns seconds for the page load and for click -> images visible (the first generation).
     """
-    t0 = time.perf_counter()
-    page.goto(url, wait_until="domcontentloaded")
-    button = page.locator("#generate-button")
-    button.wait_for(state="visible")
-    load_s = time.perf_counter() - t0
-    t1 = time.perf_counter()
-    button.click()
-    page.wait_for_function(
-        "() => { const imgs = document.querySelectorAll('#generate-gallery img');"
-        " return imgs.length > 0 && Array.from(imgs).every(i => i.complete && i.naturalWidth > 0); }")
-    first_s = time.perf_counter() - t1
+    load_s = open_app(page, url)
+    first_s = click_generate(page, count)
     if screenshot is not None:
         screenshot.parent.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(screenshot), full_page=False)

@@ -23,9 +23,9 @@ MAX_UPLOAD_PIXELS = 4096 * 4096
 # are unreadable in a browser, and 256 px is the watermark's minimum (gancv.provenance).
 MIN_DISPLAY_SIDE = 256
 
-# Image-to-image capabilities other tasks add: tab title -> method the inference object has.
+# Image-to-image capabilities: tab title -> capability, which is also the inference object's method.
 # Contract: method(images uint8 (N, C, H, W)) -> uint8 (N, C, H', W'). (Inpainting needs a drawn
-# mask as well and gets its own tab once an inpainting model type exists.)
+# mask as well and has its own tab.)
 IMAGE_TO_IMAGE = {"Translate": "translate", "Upscale": "upscale"}
 
 
@@ -44,27 +44,23 @@ class Served:
     def model_id(self) -> str | None:
         return getattr(self.model, "model_id", None)
 
-    def can(self, method: str) -> bool:
-        """The model really has this capability: the method exists and is not the base class's
-        stub that only explains what is missing (a DCGAN's ``project`` says "needs StyleGAN")."""
-        from ..tasks.inference import GenerativeModel
+    def can(self, capability: str) -> bool:
+        """The model offers this operation: it is in the inference object's ``capabilities``."""
+        from ..tasks.inference import capabilities_of
 
-        if self.model is None or not callable(getattr(self.model, method, None)):
-            return False
-        stub = getattr(GenerativeModel, method, None)
-        return stub is None or getattr(type(self.model), method, None) is not stub
+        return self.model is not None and capability in capabilities_of(self.model)
 
     @property
     def generates_images(self) -> bool:
-        return self.task == "generation" and getattr(self.model, "kind", "image") == "image"
+        return self.can("sample") and getattr(self.model, "kind", "image") == "image"
 
 
 @dataclass
 class Catalog:
     models: dict[str, Served] = field(default_factory=dict)
 
-    def with_capability(self, method: str) -> list[str]:
-        return [n for n, s in self.models.items() if s.can(method)]
+    def with_capability(self, capability: str) -> list[str]:
+        return [n for n, s in self.models.items() if s.can(capability)]
 
     def generators(self) -> list[str]:
         return [n for n, s in self.models.items() if s.generates_images]

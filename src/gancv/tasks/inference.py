@@ -46,6 +46,8 @@ class GenerativeModel:
     """A trained generator: ``sample``, ``interpolate``; EMA weights when the run had them."""
 
     task = "generation"
+    # Operations this class offers; subclasses add theirs (StyleGANModel: W-space edits).
+    capabilities: frozenset[str] = frozenset({"sample", "interpolate"})
 
     def __init__(self, generator: nn.Module, info: dict[str, Any], device: torch.device, path: Path | None = None):
         self.generator = generator.to(device).eval().requires_grad_(False)
@@ -133,20 +135,26 @@ class GenerativeModel:
         lab = lab.repeat_interleave(steps) if lab is not None else None
         return self.generate(z, lab)
 
-    # ---- StyleGAN-only operations: a generator without a mapping network has no W to act on -----
-    def _no_w(self, what: str) -> GancvError:
-        name = self.info.get("generator", {}).get("name", "?")
-        return GancvError(f"{what} needs a StyleGAN model (a mapping network and modulated convs); this "
-                          f"{name!r} generator has none. Train one with e.g. --preset stylegan-faces")
+    # ---- capabilities: what this model can do, for the CLI's messages and the web app's tabs ----
+    def require(self, capability: str) -> None:
+        """Raise a GancvError saying why, unless this model has ``capability``."""
+        if capability in self.capabilities:
+            return
+        if capability in W_SPACE:  # a generator without a mapping network has no W to act on
+            name = self.info.get("generator", {}).get("name", "?")
+            raise GancvError(f"{W_SPACE[capability]} needs a StyleGAN model (a mapping network and modulated convs); "
+                             f"this {name!r} generator has none. Train one with e.g. --preset stylegan-faces")
+        raise GancvError(f"this {self.task} model cannot {capability}")
 
-    def style_mix(self, *args: Any, **kwargs: Any) -> torch.Tensor:
-        raise self._no_w("style mixing (--mix)")
 
-    def directions(self, *args: Any, **kwargs: Any) -> Any:
-        raise self._no_w("latent directions")
+# What each StyleGAN-only capability is called in messages.
+W_SPACE = {"style_mix": "style mixing (--mix)", "directions": "latent directions",
+           "project": "projection (GAN inversion into W)"}
 
-    def project(self, *args: Any, **kwargs: Any) -> Any:
-        raise self._no_w("projection (GAN inversion into W)")
+
+def capabilities_of(model: Any) -> frozenset[str]:
+    """The operations an inference object offers (``capabilities``); the web app shows a tab per capability."""
+    return frozenset(getattr(model, "capabilities", ()))
 
 
 DEFAULT_TILE = 512  # input pixels per tile: large enough that overlap costs little, small enough for any memory
@@ -191,6 +199,8 @@ def image_to_tensor(image: Any, channels: int) -> torch.Tensor:
 
 class TranslationModel:
     """A trained image-to-image model (pix2pix: one direction; CycleGAN: a2b and b2a)."""
+
+    capabilities: frozenset[str] = frozenset({"translate"})
 
     def __init__(self, generators: dict[str, nn.Module], info: dict[str, Any], device: torch.device,
                  path: Path | None = None):

@@ -87,6 +87,7 @@ class SuperResolutionModel(_RestorationModel):
     """A trained SR generator: ``upscale(images)`` -> images ``scale`` times larger."""
 
     task = "super-resolution"
+    capabilities: frozenset[str] = frozenset({"upscale"})
 
     def __init__(self, generator: nn.Module, info: dict[str, Any], device: torch.device, path: Path | None = None):
         super().__init__(generator, info, device, path)
@@ -124,6 +125,7 @@ class InpaintingModel(_RestorationModel):
     """A trained inpainting generator: ``inpaint(image, mask)`` fills the white part of ``mask``."""
 
     task = "inpainting"
+    capabilities: frozenset[str] = frozenset({"inpaint"})
 
     def __init__(self, generator: nn.Module, info: dict[str, Any], device: torch.device, path: Path | None = None):
         super().__init__(generator, info, device, path)

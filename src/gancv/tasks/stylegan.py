@@ -96,6 +96,8 @@ class StyleGANModel(GenerativeModel):
     inversion (projection) and W-space interpolation. Sampling uses the generator's fixed
     noise, so the same latent always gives the same image (edits change only what they edit)."""
 
+    capabilities = GenerativeModel.capabilities | {"style_mix", "directions", "project"}
+
     def __init__(self, generator: torch.nn.Module, info: dict[str, Any], device: torch.device, path: Path | None = None):
         super().__init__(generator, info, device, path)
         self.num_ws, self.w_dim = int(generator.num_ws), int(generator.w_dim)
