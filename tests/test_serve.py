@@ -4,6 +4,7 @@ Servers bind to 127.0.0.1 only and are always closed; request loops are bounded.
 """
 import json
 import os
+import re
 import shutil
 import urllib.request
 from pathlib import Path
@@ -269,7 +270,7 @@ def _fetch(url):
 
 
 @pytest.mark.slow
-def test_browser_generate(server, page):
+def test_browser_generate(server, page, served_run):
     from gancv.serve.browser import generate_in_browser
 
     timing = generate_in_browser(page, server.url, ARTIFACTS / "serve-generate.png")
@@ -281,6 +282,9 @@ def test_browser_generate(server, page):
     page.locator("#monitor-samples img").first.wait_for()
     page.locator("#monitor-losses canvas, #monitor-losses svg").first.wait_for()
     page.screenshot(path=str(ARTIFACTS / "serve-monitor.png"))
+    with open(served_run / "metrics.jsonl", "a") as fh:  # the run logs another step: the open tab refreshes
+        fh.write('\n{"step": 99, "time": 0, "d_loss": 1.0, "g_loss": 1.0}\n')
+    page.get_by_text(re.compile(r"step 99\b")).first.wait_for()
     (ARTIFACTS / "serve-timing.json").write_text(json.dumps(timing))
     assert timing["first_generation_s"] < 60
 

@@ -329,7 +329,7 @@ def build_app(catalog: Catalog, out: OutputDir, refresh_s: float = 2.0) -> Any:
                 d_result = gr.Markdown()
                 d_button.click(_ui(detect_upload), d_input, d_result, api_name="detect")
             if runs:
-                with gr.Tab("Training monitor", id="monitor"):
+                with gr.Tab("Training monitor", id="monitor") as monitor_tab:
                     r_run = gr.Dropdown(runs, value=runs[0], label="run")
                     r_summary = gr.Markdown()
                     with gr.Row():
@@ -338,8 +338,12 @@ def build_app(catalog: Catalog, out: OutputDir, refresh_s: float = 2.0) -> Any:
                         r_samples = gr.Image(label="latest samples", type="pil", format="png", height=300,
                                              elem_id="monitor-samples")
                     update = _ui(functools.partial(monitor, catalog))
-                    timer = gr.Timer(refresh_s)
-                    timer.tick(update, r_run, [r_summary, r_plot, r_samples])
+                    # Refresh only while the tab is open: a timer ticking behind the Generate tab
+                    # would compete with the user's click for the CPU (and re-reads metrics.jsonl).
+                    timer = gr.Timer(refresh_s, active=False)
+                    timer.tick(update, r_run, [r_summary, r_plot, r_samples], show_progress="hidden")
                     r_run.change(update, r_run, [r_summary, r_plot, r_samples])
-                    app.load(update, r_run, [r_summary, r_plot, r_samples])
+                    monitor_tab.select(update, r_run, [r_summary, r_plot, r_samples])
+                    for tab in (b for b in app.blocks.values() if isinstance(b, gr.Tab)):
+                        tab.select(lambda on=tab is monitor_tab: gr.Timer(active=on), None, timer, show_progress="hidden")
     return app
