@@ -368,6 +368,13 @@ def test_stylegan_tabs(tmp_path, outputs):
         directions(catalog, outputs, "sg", 999, 3.0, 1)
 
 
+def test_wait_ready_times_out_with_a_clear_message():
+    from gancv.serve import wait_ready
+
+    with pytest.raises(GancvError, match="did not answer within 1 s"):
+        wait_ready(f"http://127.0.0.1:{free_port()}/", timeout_s=0.6)  # nothing listens there
+
+
 def test_host_warning():
     from gancv.serve import host_warning
 
