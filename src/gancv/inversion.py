@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .errors import GancvError
+from .models.base import eval_mode
 
 
 @dataclass
@@ -82,8 +83,7 @@ def project(G: nn.Module, target: torch.Tensor, steps: int = 300, w_plus: bool =
                          "load it with gancv.inversion.load_target, which resizes it")
     target_u8 = target if target.dtype == torch.uint8 else to_uint8(target)
     goal = (target_u8.float().to(device) / 127.5 - 1)[None]
-    was_training = G.training
-    G.eval().requires_grad_(False)
+    G.requires_grad_(False)
     w_mean, w_std = w_stats(G, seed=seed)
     shape = (1, G.num_ws, G.w_dim) if w_plus else (1, 1, G.w_dim)
     w = w_mean.reshape(1, 1, -1).expand(shape).clone().requires_grad_(True)
@@ -91,7 +91,7 @@ def project(G: nn.Module, target: torch.Tensor, steps: int = 300, w_plus: bool =
     g = torch.Generator(device=device).manual_seed(seed)
     keep = set(torch.linspace(0, steps - 1, max(2, frames)).round().long().tolist())
     result = Projection(ws=torch.empty(0), image=torch.empty(0), target=target_u8.cpu(), psnr=0.0)
-    try:
+    with eval_mode(G):  # eval-mode layers (noise, BN) behave as when sampling
         for step in range(steps):
             t = step / steps
             # lr: 5% linear warm-up, cosine ramp-down over the last 25% (StyleGAN2's projector)
@@ -112,8 +112,6 @@ def project(G: nn.Module, target: torch.Tensor, steps: int = 300, w_plus: bool =
         with torch.no_grad():
             ws = w.detach().expand(1, G.num_ws, G.w_dim)
             final = to_uint8(G.synthesis(ws, "const")[0])
-    finally:
-        G.train(was_training)
     result.ws, result.image = ws[0].cpu().clone(), final
     result.frames.append(final)
     result.psnr = psnr(final, result.target)

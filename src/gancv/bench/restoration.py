@@ -88,13 +88,6 @@ def _train(preset: str, overrides: list[str], out: Path, log: Callable[[str], No
     return round(time.perf_counter() - t0, 1)
 
 
-def _scores(pred: torch.Tensor, target: torch.Tensor, lpips_fn: object | None) -> dict:
-    from ..metrics.restoration import lpips, psnr, ssim
-
-    return {"psnr": round(psnr(pred, target), 3), "ssim": round(ssim(pred, target), 4),
-            "lpips": round(lpips(lpips_fn, pred, target), 4) if lpips_fn is not None else None}
-
-
 def _pil_upscale(lr: torch.Tensor, scale: int, method: Image.Resampling) -> torch.Tensor:
     out = []
     for img in lr:
@@ -114,7 +107,7 @@ def _low_res(hr: torch.Tensor, scale: int) -> torch.Tensor:
 @BENCHMARKS.register("super-resolution", description="SR x4 on held-out photo crops: bicubic/Lanczos vs our PSNR and GAN models")
 def super_resolution(quick: bool = False, device: str = "auto", log: Callable[[str], None] | None = None) -> dict:
     from ..api import load
-    from ..metrics.restoration import lpips_scorer
+    from ..metrics.reference import lpips_status, score
 
     scale = 4
     # Full settings are sized for a shared 2-core CPU (minutes, not hours); a GPU run can raise them.
@@ -127,7 +120,7 @@ def super_resolution(quick: bool = False, device: str = "auto", log: Callable[[s
               f"log_every={max(1, psnr_steps // 10)}", f"sample_every={psnr_steps}", f"checkpoint_every={psnr_steps}"]
     hr = _test_crops(8 if quick else None)
     lr = _low_res(hr, scale)
-    lpips_fn, lpips_reason = lpips_scorer()
+    lpips_ok, lpips_reason = lpips_status()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         folder = _write_training_folder(root)
@@ -139,10 +132,10 @@ def super_resolution(quick: bool = False, device: str = "auto", log: Callable[[s
                              run, log, resume=True)
         psnr_model, gan_model = load(root / "psnr_model", device=device), load(run, device=device)
         results = {
-            "bicubic": _scores(_pil_upscale(lr, scale, Image.Resampling.BICUBIC), hr, lpips_fn),
-            "lanczos": _scores(_pil_upscale(lr, scale, Image.Resampling.LANCZOS), hr, lpips_fn),
-            "ours_psnr": _scores(psnr_model.upscale(lr, precision="fp32"), hr, lpips_fn),
-            "ours_gan": _scores(gan_model.upscale(lr, precision="fp32"), hr, lpips_fn),
+            "bicubic": score(_pil_upscale(lr, scale, Image.Resampling.BICUBIC), hr),
+            "lanczos": score(_pil_upscale(lr, scale, Image.Resampling.LANCZOS), hr),
+            "ours_psnr": score(psnr_model.upscale(lr, precision="fp32"), hr),
+            "ours_gan": score(gan_model.upscale(lr, precision="fp32"), hr),
         }
     gain = results["ours_psnr"]["psnr"] - results["bicubic"]["psnr"]
     lp_psnr, lp_gan = results["ours_psnr"]["lpips"], results["ours_gan"]["lpips"]
@@ -156,7 +149,7 @@ def super_resolution(quick: bool = False, device: str = "auto", log: Callable[[s
                   "psnr_train_seconds": psnr_seconds, "gan_train_seconds": gan_seconds,
                   "perceptual": "discriminator feature matching (no VGG19 weights offline)"},
         "results": results,
-        "lpips_reason": lpips_reason or None,
+        "lpips_reason": None if lpips_ok else lpips_reason,
         "psnr_gain_over_bicubic_db": round(gain, 3),
         "goal_psnr_gain_1db": gain >= 1.0,
         "goal_gan_better_lpips": (lp_gan < lp_psnr) if lp_psnr is not None and lp_gan is not None else None,
@@ -217,7 +210,7 @@ def inpainting(quick: bool = False, device: str = "auto", log: Callable[[str], N
     import cv2
 
     from ..api import load
-    from ..metrics.restoration import masked_psnr, masked_ssim
+    from ..metrics.reference import masked_psnr, masked_ssim
 
     # Sized for a shared 2-core CPU: the gated network runs at full resolution, so crops are 48 px.
     pre_steps, gan_steps = (12, 4) if quick else (500, 100)

@@ -1,4 +1,5 @@
-"""Full-reference image metrics (output vs. ground truth): PSNR, SSIM and LPIPS via torchmetrics.
+"""Full-reference image metrics (output vs. ground truth): PSNR, SSIM and LPIPS via torchmetrics,
+and PSNR/SSIM inside a mask (inpainting holes, as the restoration literature reports them).
 
 LPIPS (Zhang et al. 2018) needs two sets of weights: the small linear heads, which torchmetrics
 ships inside its wheel, and an ImageNet backbone (AlexNet by default), which torchvision would
@@ -47,6 +48,24 @@ def ssim(pred: torch.Tensor, target: torch.Tensor) -> float:
     p, t = _pair(pred, target)
     k = min(11, (min(p.shape[-2:]) - 1) // 2 * 2 + 1)
     return float(structural_similarity_index_measure(p, t, data_range=1.0, kernel_size=k, sigma=1.5 * k / 11))
+
+
+def masked_psnr(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> float:
+    """Mean per-image PSNR over the pixels where ``mask`` (N, 1, H, W) is 1 (inpainting holes)."""
+    p, t = _pair(pred, target)
+    m = mask.float().expand_as(p)
+    mse = ((p - t) ** 2 * m).flatten(1).sum(1) / m.flatten(1).sum(1).clamp_min(1)
+    return float((10 * torch.log10(1.0 / mse.clamp_min(1e-10))).mean())
+
+
+def masked_ssim(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> float:
+    """Mean of the SSIM map over the hole pixels."""
+    from torchmetrics.functional.image import structural_similarity_index_measure
+
+    p, t = _pair(pred, target)
+    _, full = structural_similarity_index_measure(p, t, data_range=1.0, return_full_image=True)
+    m = mask.float().expand_as(full)
+    return float(((full * m).flatten(1).sum(1) / m.flatten(1).sum(1).clamp_min(1)).mean())
 
 
 def lpips_weights_path(net: str = "alex") -> Path:

@@ -6,9 +6,10 @@ network from it. No hand-written to/from-dict pairs.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 from torch import nn
@@ -99,3 +100,17 @@ def check_shape(name: str, x: torch.Tensor, expected: tuple[int | None, ...]) ->
 
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
+
+
+@contextlib.contextmanager
+def eval_mode(*modules: nn.Module) -> Iterator[None]:
+    """Modules in eval mode for the block, then back in the mode each was in: previews and
+    projections run in the middle of training, where BatchNorm must keep training afterwards."""
+    modes = [m.training for m in modules]
+    for m in modules:
+        m.eval()
+    try:
+        yield
+    finally:
+        for m, mode in zip(modules, modes):
+            m.train(mode)

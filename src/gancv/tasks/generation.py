@@ -14,7 +14,8 @@ from ..errors import GancvError
 from ..augment import AdaptiveP, augment, parse_policy
 from ..losses import LOSSES, acgan_class_loss, gradient_penalty, lecam_penalty, r1_penalty
 from ..models import build
-from ..training.checkpoint import atomic_write_json, save_weights
+from ..models.base import eval_mode
+from ..training.checkpoint import export_model
 from ..training.loop import OptimizerSpec, Phase
 from ..training.stream import Batch
 from . import TASKS
@@ -211,22 +212,17 @@ class GenerationTask:
         from ..visual import save_grid, save_scatter
 
         G = nets["generator"]
-        was_training = G.training
-        G.eval()
-        if self.bundle.kind == "points":
-            z = torch.randn(2000, self.cfg.z_dim, generator=torch.Generator().manual_seed(self.cfg.seed + 1)).to(self.device)
-            save_scatter(G(z, None), path, reference=self.bundle.x, title=f"{self.cfg.data}")
-        else:
-            images = G(self.fixed_z, self.fixed_labels)
-            save_grid(images, path, nrow=8 if not self.num_classes else self.num_classes,
-                      scale=max(1, 64 // images.shape[-1]))
-        G.train(was_training)
+        with eval_mode(G):
+            if self.bundle.kind == "points":
+                z = torch.randn(2000, self.cfg.z_dim, generator=torch.Generator().manual_seed(self.cfg.seed + 1)).to(self.device)
+                save_scatter(G(z, None), path, reference=self.bundle.x, title=f"{self.cfg.data}")
+            else:
+                images = G(self.fixed_z, self.fixed_labels)
+                save_grid(images, path, nrow=8 if not self.num_classes else self.num_classes,
+                          scale=max(1, 64 // images.shape[-1]))
 
     def export(self, model_dir: Path, nets: dict[str, nn.Module]) -> None:
-        model_dir = Path(model_dir)
-        model_dir.mkdir(parents=True, exist_ok=True)
-        save_weights(nets["generator"], model_dir / "generator.safetensors")
-        atomic_write_json(model_dir / "config.json", self.model_info(nets["generator"]))
+        export_model(model_dir, {"generator": nets["generator"]}, self.model_info(nets["generator"]))
 
     def model_info(self, G: nn.Module) -> dict[str, Any]:
         return {

@@ -24,10 +24,11 @@ from ..data.degrade import MASK_KINDS, degrade, random_masks
 from ..errors import GancvError
 from ..losses import LOSSES, adversarial_pair
 from ..models import build
+from ..models.base import eval_mode
 from ..models.base import REGISTRIES
 from ..models.perceptual import VGG19_FILE, VGGFeatures, find_vgg_weights, hub_candidates, perceptual_loss
 from ..models.restoration import INPAINT, SR, composite
-from ..training.checkpoint import atomic_write_json, save_weights
+from ..training.checkpoint import export_model
 from ..training.loop import OptimizerSpec, Phase
 from ..training.stream import Batch
 from . import TASKS
@@ -137,10 +138,7 @@ class _RestorationTask:
 
     # ---- export --------------------------------------------------------------------------------
     def export(self, model_dir: Path, nets: dict[str, nn.Module]) -> None:
-        model_dir = Path(model_dir)
-        model_dir.mkdir(parents=True, exist_ok=True)
-        save_weights(nets["generator"], model_dir / "generator.safetensors")
-        atomic_write_json(model_dir / "config.json", self.model_info(nets["generator"]))
+        export_model(model_dir, {"generator": nets["generator"]}, self.model_info(nets["generator"]))
 
     def model_info(self, G: nn.Module) -> dict[str, Any]:
         return {
@@ -221,14 +219,11 @@ class SuperResolutionTask(_RestorationTask):
     def preview(self, nets: dict[str, nn.Module], path: Path) -> None:
         from ..visual import save_grid
 
-        G = nets["generator"]
-        was = G.training
-        G.eval()
-        sr = G(self.fixed_lr).clamp(-1, 1)
+        with eval_mode(nets["generator"]):
+            sr = nets["generator"](self.fixed_lr).clamp(-1, 1)
         bicubic = F.interpolate(self.fixed_lr, scale_factor=self.scale, mode="bicubic", align_corners=False).clamp(-1, 1)
         # rows: bicubic | model | ground truth
         save_grid(torch.cat([bicubic, sr, self.fixed]), path, nrow=len(sr), scale=max(1, 64 // sr.shape[-1]))
-        G.train(was)
 
     def model_info(self, G: nn.Module) -> dict[str, Any]:
         r = self.r
@@ -307,14 +302,11 @@ class InpaintingTask(_RestorationTask):
     def preview(self, nets: dict[str, nn.Module], path: Path) -> None:
         from ..visual import save_grid
 
-        G = nets["generator"]
-        was = G.training
-        G.eval()
         m = self.fixed_masks
-        filled = composite(G(self.fixed, m), self.fixed, m)
+        with eval_mode(nets["generator"]):
+            filled = composite(nets["generator"](self.fixed, m), self.fixed, m)
         holes = self.fixed * (1 - m) + m  # holes shown white, as in the mask files users give
         save_grid(torch.cat([holes, filled, self.fixed]), path, nrow=len(m), scale=max(1, 64 // m.shape[-1]))
-        G.train(was)
 
     def model_info(self, G: nn.Module) -> dict[str, Any]:
         return {**super().model_info(G), "multiple": int(self.G.multiple), "mask": self.r.mask}

@@ -22,7 +22,8 @@ from ..data import DataBundle
 from ..errors import GancvError
 from ..losses import LOSSES
 from ..models import build
-from ..training.checkpoint import atomic_write_json, save_weights
+from ..models.base import eval_mode
+from ..training.checkpoint import export_model
 from ..training.distributed import env_dist
 from ..training.loop import OptimizerSpec, Phase, linear_decay
 from ..training.stream import Batch, BatchStream
@@ -102,11 +103,7 @@ def _info(task: str, cfg: DictConfig, bundle: DataBundle, generators: dict[str, 
 
 
 def _export(model_dir: Path, info: dict[str, Any], generators: dict[str, nn.Module]) -> None:
-    model_dir = Path(model_dir)
-    model_dir.mkdir(parents=True, exist_ok=True)
-    for direction, G in generators.items():
-        save_weights(G, model_dir / f"generator_{direction}.safetensors")
-    atomic_write_json(model_dir / "config.json", info)
+    export_model(model_dir, {f"generator_{d}": G for d, G in generators.items()}, info)
 
 
 @TASKS.register("pix2pix", description="paired image-to-image translation: conditional GAN + lambda * L1 (Isola et al.)")
@@ -178,13 +175,10 @@ class Pix2PixTask:
     def preview(self, nets: dict[str, nn.Module], path: Path) -> None:
         from ..visual import save_grid
 
-        G = nets["generator"]
-        was = G.training
-        G.eval()
         src, tgt = self.split(self.fixed)
-        rows = torch.cat([src, G(src), tgt])  # rows: input, output, target
+        with eval_mode(nets["generator"]):
+            rows = torch.cat([src, nets["generator"](src), tgt])  # rows: input, output, target
         save_grid(rows, path, nrow=len(src), scale=max(1, 64 // src.shape[-1]))
-        G.train(was)
 
     def export(self, model_dir: Path, nets: dict[str, nn.Module]) -> None:
         generators = {self.cfg.direction: nets["generator"]}
@@ -288,18 +282,16 @@ class CycleGANTask:
         from ..visual import save_grid
 
         G_ab, G_ba = nets["generator_ab"], nets["generator_ba"]
-        modes = (G_ab.training, G_ba.training)
-        G_ab.eval(), G_ba.eval()
         a, b = self.fixed_a, self.fixed_b
-        fb, fa = G_ab(a), G_ba(b)
         n = min(len(a), len(b))
-        # rows: A, G_ab(A), G_ba(G_ab(A)), B, G_ba(B), G_ab(G_ba(B))
-        if a.shape[1] == b.shape[1]:
-            rows = torch.cat([a[:n], fb[:n], G_ba(fb)[:n], b[:n], fa[:n], G_ab(fa)[:n]])
-            save_grid(rows, path, nrow=n, scale=max(1, 64 // a.shape[-1]))
-        else:  # different channel counts cannot share a grid; show the A -> B direction
-            save_grid(fb, path, nrow=n, scale=max(1, 64 // a.shape[-1]))
-        G_ab.train(modes[0]), G_ba.train(modes[1])
+        with eval_mode(G_ab, G_ba):
+            fb, fa = G_ab(a), G_ba(b)
+            # rows: A, G_ab(A), G_ba(G_ab(A)), B, G_ba(B), G_ab(G_ba(B))
+            if a.shape[1] == b.shape[1]:
+                rows = torch.cat([a[:n], fb[:n], G_ba(fb)[:n], b[:n], fa[:n], G_ab(fa)[:n]])
+            else:  # different channel counts cannot share a grid; show the A -> B direction
+                rows = fb
+        save_grid(rows, path, nrow=n, scale=max(1, 64 // a.shape[-1]))
 
     def export(self, model_dir: Path, nets: dict[str, nn.Module]) -> None:
         generators = {"a2b": nets["generator_ab"], "b2a": nets["generator_ba"]}

@@ -13,7 +13,7 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from safetensors import SafetensorError
@@ -38,20 +38,26 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
+def atomic_write_with(path: Path, write: Callable[[str], None]) -> None:
+    """Run ``write(tmp_path)`` on a hidden temporary file beside ``path``, fsync it, rename it into
+    place: readers see the old file or the complete new one, never a torn write."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
+        write(tmp)
+        with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    atomic_write_with(path, lambda tmp: Path(tmp).write_bytes(data))
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -68,17 +74,7 @@ def state_dict_for_saving(module: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def save_weights(module: nn.Module, path: Path) -> None:
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(state_dict_for_saving(module), tmp)
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_with(path, lambda tmp: save_file(state_dict_for_saving(module), tmp))
 
 
 def load_weights(module: nn.Module, path: Path, device: torch.device | str = "cpu") -> None:
@@ -100,17 +96,17 @@ def load_weights(module: nn.Module, path: Path, device: torch.device | str = "cp
 
 
 def save_state(state: dict[str, Any], path: Path) -> None:
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(state, tmp)
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_with(path, lambda tmp: torch.save(state, tmp))
+
+
+def export_model(model_dir: Path, weights: dict[str, nn.Module], info: dict[str, Any]) -> None:
+    """An exported model (DESIGN §5): ``<name>.safetensors`` per network, then ``config.json``
+    last, so a directory with a config always has its weights."""
+    model_dir = Path(model_dir)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    for name, module in weights.items():
+        save_weights(module, model_dir / f"{name}.safetensors")
+    atomic_write_json(model_dir / "config.json", info)
 
 
 def load_state(path: Path) -> dict[str, Any]:
