@@ -125,6 +125,54 @@ def test_inception_weights_are_never_unpickled(tmp_path, real16, capsys):
     assert code == 2 and not marker.exists() and "not a readable" in err
 
 
+def _fidelity_layout_weights(path, conv_value):
+    """A state dict with exactly the keys and shapes of torch-fidelity's FID Inception (the
+    module's own state_dict), each tensor a broadcast of one number so the file stays tiny."""
+    import torch
+    from unittest import mock
+
+    fidelity = pytest.importorskip("torch_fidelity.feature_extractor_inceptionv3")
+    cls = fidelity.FeatureExtractorInceptionV3
+    # Build the bare network: no weights file, no download, nothing loaded.
+    with mock.patch.object(fidelity, "load_state_dict_from_url", return_value={}), \
+            mock.patch.object(cls, "load_state_dict", return_value=None):
+        layout = cls("inception-v3-compat", ["2048"]).state_dict()
+
+    def fill(key, t):
+        if not t.is_floating_point():
+            return t.clone()
+        leaf = key.rsplit(".", 1)[-1]
+        if ".bn." in key:  # identity batch norm
+            value = {"running_var": 1.0, "weight": 1.0}.get(leaf, 0.0)
+        else:  # weights averaging their inputs (scaled by conv_value) keep activations O(1) through the depth
+            value = conv_value * t.shape[0] / t.numel() if leaf == "weight" else 0.0
+        return torch.full((1,), value, dtype=t.dtype).expand(t.shape)
+
+    torch.save({k: fill(k, t) for k, t in layout.items()}, path)
+    return path
+
+
+@pytest.mark.slow
+def test_inception_weights_in_fidelity_layout_load_and_drive_the_features(tmp_path, real16):
+    """The real weights cannot be fetched offline; a file in their exact key layout goes through
+    the same loader (--inception-weights -> weights_only load -> torch-fidelity's strict load)."""
+    import torch
+
+    from gancv.metrics.features import create_extractor
+
+    images = real16[0][:2]
+    out = {}
+    for value in (1.0, 1.1):
+        weights = _fidelity_layout_weights(tmp_path / f"w{value}.pth", value)
+        assert weights.stat().st_size < 2_000_000  # the real file is ~92 MB
+        extractor = create_extractor("inception", size=16, channels=1, weights=str(weights))
+        feats, logits = extractor(images)
+        assert extractor.dim == 2048 and feats.shape == (2, 2048) and logits.shape == (2, 1008)
+        assert torch.isfinite(feats).all() and torch.isfinite(logits).all()
+        out[value] = feats
+    assert not torch.allclose(out[1.0], out[1.1])  # the loaded numbers, not an initialisation, made the features
+
+
 def test_augment_writes_imagefolder_and_manifest(cond_run, tmp_path, capsys):
     out = tmp_path / "synth"
     code, _, err = cli(capsys, "augment", cond_run, "--per-class", 3, "--out", out, "--seed", 5)
