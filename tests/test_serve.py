@@ -407,15 +407,3 @@ def test_image_to_image_dispatch(tmp_path, outputs):
     titles = {getattr(b, "label", None) for b in app.blocks.values()}
     assert "Translate" in titles and "Upscale" not in titles and "Generate" not in titles
 
-
-@pytest.mark.slow
-def test_serve_benchmark_quick(capsys):
-    """`gancv benchmark serve --quick`: a real `gancv serve` child process, timed from outside."""
-    from gancv.cli import main
-
-    assert main(["benchmark", "serve", "--quick", "--json"]) == 0
-    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert result["http_ok"] and result["quick"] and result["count"] == 16
-    assert 0 < result["first_generation_s"] < 60 and result["server_start_s"] > 0
-    assert result["first_generation_server_cpu_s"] is not None and result["handler_cpu_s"] > 0
-    assert result["first_generation_goal_met"] == (result["first_generation_s"] < 2.0)
