@@ -29,10 +29,13 @@ def test_mode_coverage_quick(capsys):
             runs = entry[method]["runs"]
             assert len(runs) == len(result["seeds"])
             assert all(0 <= r["covered"] <= modes and 0.0 <= r["high_quality"] <= 1.0 for r in runs)
+            assert all(r["train_seconds"] > 0 and r["train_cpu_seconds"] > 0 for r in runs)
             assert entry[method]["covered"]["mean"] == pytest.approx(sum(r["covered"] for r in runs) / len(runs))
         # The baseline differs from ours only in the stabilising settings, not in budget or data.
         assert entry["baseline"]["settings"]["pack"] == 1
         assert entry["baseline"]["settings"]["steps"] == entry["ours"]["settings"]["steps"]
+        assert entry["baseline"]["settings"]["lr_decay_start"] is None
+        assert entry["baseline"]["settings"]["generator"].get("latent_codes", 0) == 0
     assert result["anchors"]["grid"]["PacGAN4"]["modes"] == 24.8
 
 

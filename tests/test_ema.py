@@ -29,6 +29,15 @@ def test_update_moves_towards_the_model_and_copies_buffers():
     assert not ema.shadow.training and not any(p.requires_grad for p in ema.shadow.parameters())
 
 
+def test_rampup_caps_the_half_life_at_a_fraction_of_the_images_seen():
+    net = torch.nn.Linear(2, 2)
+    ema = EMA(net, batch_size=100, ema_kimg=10.0, rampup=0.05)
+    # After 10k images the half-life is 0.05 * 10k = 500 images; from 200k images on it is ema_kimg's 10k.
+    assert ema.beta_at(10_000) == pytest.approx(ema_beta(100, 0.5))
+    assert ema.beta_at(200_000) == ema.beta_at(10**9) == pytest.approx(ema_beta(100, 10.0))
+    assert EMA(net, 100, 10.0).beta_at(10_000) == ema_beta(100, 10.0)  # no ramp-up: constant
+
+
 def test_export_and_sampling_use_the_ema_weights(tiny_overrides, tmp_path):
     run = gancv.train(make_config(None, tiny_overrides + ["ema_kimg=0.02"]), out=tmp_path / "ema")
     last = checkpoint_dirs(run)[-1]

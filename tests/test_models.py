@@ -105,3 +105,22 @@ def test_shape_check_at_boundary():
     D = build("discriminator", {"name": "dcgan", "shape": [1, 16, 16], "width": 8})
     with pytest.raises(GancvError, match=r"expected a tensor of shape \(\*, 1, 16, 16\)"):
         D(torch.randn(2, 3, 16, 16))
+
+
+def test_mlp_latent_codes_split_z_into_equally_likely_pieces(tmp_path):
+    torch.manual_seed(0)
+    G = build("generator", {"name": "mlp", "shape": [2], "z_dim": 4, "hidden": [16, 16], "batchnorm": False,
+                            "activation": "relu", "latent_codes": 8})
+    assert G.codes.num_embeddings == 8 and G.net[0].in_features == 3  # z's first coordinate is the code
+    with torch.no_grad():
+        G.codes.weight.copy_(torch.randn_like(G.codes.weight) * 5)
+    z = torch.randn(5, 4)
+    # Moving z_0 across a code boundary (Phi(z_0) = 1/2 at 0) changes the piece; within a piece it changes nothing.
+    lo, hi, lo2 = z.clone(), z.clone(), z.clone()
+    lo[:, 0], hi[:, 0], lo2[:, 0] = -0.01, 0.01, -0.02
+    assert not torch.allclose(G(lo), G(hi)) and torch.equal(G(lo), G(lo2))
+    clone = build("generator", G.config)
+    clone.load_state_dict(G.state_dict())
+    assert torch.equal(G(z), clone(z))
+    with pytest.raises(GancvError, match="latent_codes"):
+        build("generator", {"name": "mlp", "shape": [2], "z_dim": 1, "latent_codes": 8})

@@ -54,10 +54,27 @@ def test_r1_is_its_own_lazy_phase_scaled_by_its_interval(tiny_config, tmp_path):
     assert list(phases) == ["D", "Dreg", "G"] and phases["Dreg"].every == 4
     out = phases["Dreg"].fn(trainer.stream.next())
     assert out["loss"].item() == pytest.approx(out["r1"].item() * 2.0 / 2 * 4, rel=1e-5)
+    # D takes 5 updates per 4 steps: its Adam lr and betas are scaled by c = 4/5 (StyleGAN2), G's are not.
+    c = 4 / 5
+    d_group, g_group = (trainer.optimizers[k].param_groups[0] for k in ("discriminator", "generator"))
+    assert d_group["lr"] == pytest.approx(cfg.lr_d * c)
+    assert d_group["betas"] == pytest.approx((cfg.beta1 ** c, cfg.beta2 ** c))
+    assert g_group["lr"] == pytest.approx(cfg.lr_g) and g_group["betas"] == pytest.approx((cfg.beta1, cfg.beta2))
+
+
+def test_generation_lr_decays_linearly_to_zero(tiny_overrides, tmp_path):
+    run = gancv.train(make_config(None, tiny_overrides + ["lr_decay_start=0.5", "log_every=1"]), out=tmp_path / "d")
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    lrs = [r["lr_generator"] for r in rows if "lr_generator" in r]
+    base = make_config(None, tiny_overrides).lr_g
+    # Row k shows the lr of step k-1 (0-based): constant up to step 3, then falling linearly towards 0.
+    assert lrs[:4] == pytest.approx([base] * 4) and lrs[4:] == pytest.approx([base * 3 / 4, base / 2])
 
 
 RECIPES = {
-    "wgan-gp": ["loss=wasserstein", "gp_weight=10", "n_critic=2", "lr_d=1e-4", "lr_g=5e-5"],
+    # WGAN-GP's critic has no BatchNorm (the penalty is per sample): an MLP critic here.
+    "wgan-gp": ["loss=wasserstein", "gp_weight=10", "n_critic=2", "lr_d=1e-4", "lr_g=5e-5", "discriminator.name=mlp",
+                "discriminator.hidden=[32,16]"],
     "r1-lazy": ["r1_gamma=1", "r1_every=2"],
     "lecam": ["loss=hinge", "lecam_weight=0.3"],
     "diffaugment": ["augment=color,translation,cutout"],
@@ -99,6 +116,7 @@ def test_resume_is_exact_with_task_state(tiny_overrides, tmp_path):
 
 BAD = {
     "gp with bce": (["gp_weight=10"], "loss=bce does not use"),
+    "gp with a batchnorm critic": (["loss=wasserstein", "gp_weight=10"], "discriminator.spectral_norm=true"),
     "wasserstein unconstrained": (["loss=wasserstein"], "needs a Lipschitz constraint"),
     "unknown augment": (["augment=flip"], "unknown op 'flip'"),
     "ada without augment": (["ada_target=0.6"], "augment is empty"),

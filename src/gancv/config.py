@@ -77,6 +77,7 @@ class TrainConfig:
     # penalises a G whose samples look alike; batch_size must be divisible by it.
     pack: int = 1
     ema_kimg: float = 0.0  # generator EMA half-life in thousands of images; 0 = off
+    ema_rampup: Optional[float] = None  # half-life <= this fraction of the images seen (StyleGAN2-ADA: 0.05)
     # regularisers (gancv.losses.REGULARIZERS); a weight of 0 switches one off
     gp_weight: float = 0.0  # WGAN-GP lambda (10 in the paper); only with loss=wasserstein
     r1_gamma: float = 0.0  # R1 gamma; its own D phase every r1_every steps, scaled by r1_every (StyleGAN2)
@@ -189,19 +190,28 @@ register_preset(
 )
 # The toy presets (issue 3): PacGAN2 (D judges pairs), TTUR (D learns 2x faster), Adam betas
 # (0.5, 0.99), lazy R1 (gamma 0.1) so D's gradients stay calm on the 0.01-0.05-std modes, 8-D z,
-# and a generator EMA whose averaging removes the jitter that otherwise blurs such tight modes.
+# a ReLU generator (it can map whole regions of z onto nearly one point; LeakyReLU never goes
+# flat, which cut high-quality samples on the ring from 83 % to 38 % at 3k steps), the LR decayed
+# linearly to 0 over the last 40 % of the steps and a generator EMA: the 3-std high-quality
+# radius is what G's precision at the end of training is judged on. guard_grad_norm=0: the
+# per-step gradient norm costs ~10 % of these tiny steps (the guard still checks every loss).
 _TOY = dict(image_size=None, batch_size=256, pack=2, lr_g=1e-3, lr_d=2e-3, beta1=0.5, beta2=0.99,
-            r1_gamma=0.1, ema_kimg=20.0, z_dim=8, log_every=100, sample_every=1000, checkpoint_every=1000)
+            r1_gamma=0.1, ema_kimg=20.0, z_dim=8, lr_decay_start=0.6, guard_grad_norm=0.0, log_every=100,
+            sample_every=1000, checkpoint_every=1000)
 register_preset(
-    "gan-toy2d-ring", "MLP GAN on 8 Gaussians on a ring (toy2d:ring), PacGAN2 + TTUR + R1 + EMA",
-    data="toy2d:ring", steps=3000, **_TOY,
-    generator={"name": "mlp", "hidden": [128, 128], "batchnorm": False},
+    "gan-toy2d-ring", "MLP GAN on 8 Gaussians on a ring (toy2d:ring), PacGAN2 + TTUR + R1 + EMA + LR decay, 128 latent codes",
+    # 128 latent codes: a continuous G leaves ~4 % of its samples on bridges between the modes
+    # (95-96 % high quality at 8-16k steps); with the codes it reaches >99 % in 4k steps.
+    data="toy2d:ring", steps=4000, **_TOY,
+    generator={"name": "mlp", "hidden": [128, 128], "batchnorm": False, "activation": "relu", "latent_codes": 128},
     discriminator={"name": "mlp", "hidden": [128, 128], "dropout": 0.0},
 )
 register_preset(
-    "gan-toy2d-grid", "MLP GAN on 25 Gaussians on a grid (toy2d:grid), PacGAN2 + TTUR + R1 + EMA",
-    data="toy2d:grid", steps=4000, **_TOY,
-    generator={"name": "mlp", "hidden": [256, 256], "batchnorm": False},
+    "gan-toy2d-grid", "MLP GAN on 25 Gaussians on a grid (toy2d:grid), PacGAN2 + TTUR + R1 + EMA + LR decay",
+    # No latent codes here: on the grid the K pieces strand on crowded modes (they cannot cross
+    # the empty space between modes), which made the mode histogram far less even.
+    data="toy2d:grid", steps=8000, **_TOY,
+    generator={"name": "mlp", "hidden": [256, 256], "batchnorm": False, "activation": "relu"},
     discriminator={"name": "mlp", "hidden": [256, 256], "dropout": 0.0},
 )
 
@@ -446,6 +456,8 @@ def validate(cfg: DictConfig) -> None:
             raise GancvError(f"{key} must be > 0, got {cfg[key]}")
     if cfg.direction not in ("a2b", "b2a"):
         raise GancvError(f"direction must be a2b or b2a, got {cfg.direction!r}")
+    if cfg.ema_rampup is not None and not cfg.ema_rampup > 0:
+        raise GancvError(f"ema_rampup must be > 0 (StyleGAN2-ADA uses 0.05) or null for none, got {cfg.ema_rampup}")
     if cfg.lr_decay_start is not None and not 0 <= cfg.lr_decay_start < 1:
         raise GancvError(f"lr_decay_start must be a fraction in [0, 1) of the steps, got {cfg.lr_decay_start}")
     for key in ("lambda_gan", "lambda_l1", "lambda_cycle", "lambda_identity", "pool_size"):

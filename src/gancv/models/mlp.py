@@ -28,17 +28,30 @@ def _is_image(shape: Sequence[int]) -> bool:
 
 @register("generator", "mlp", "classic fully connected generator (z -> 256 -> 512 -> 1024 -> image)")
 class MLPGenerator(ConfigModule):
+    """``latent_codes=K > 0`` reads z's first coordinate as a uniform categorical code of K values
+    (its normal quantile, so z stays an ordinary Gaussian for sampling, truncation and
+    interpolation), which adds a learned per-code offset to the first hidden layer. A continuous G
+    of a connected latent cannot put all its mass on disconnected modes: it leaves "bridges"
+    between them, however sharp it becomes (Khayatkhoei et al. 2018). With the code, the image of
+    each of the K latent pieces is free to land on one mode (DeLiGAN-/InfoGAN-style discrete
+    latent); K well above the mode count lets D's feedback balance them without knowing the modes.
+    """
+
     def __init__(self, shape: Sequence[int] = (1, 28, 28), z_dim: int = 100,
                  hidden: Sequence[int] = (256, 512, 1024), batchnorm: bool = True, num_classes: int = 0,
-                 activation: str = "leaky_relu"):
+                 activation: str = "leaky_relu", latent_codes: int = 0):
         super().__init__()
         if activation not in _ACTIVATIONS:
             raise ValueError(f"activation {activation!r} is not one of {', '.join(_ACTIVATIONS)}")
-        self.shape, self.z_dim, self.num_classes = tuple(shape), z_dim, num_classes
+        if latent_codes < 0 or (latent_codes and z_dim < 2) or (latent_codes and not hidden):
+            raise ValueError(f"latent_codes={latent_codes} needs z_dim >= 2 and a hidden layer (the code takes z's "
+                             "first coordinate); use latent_codes=0 to switch it off")
+        self.shape, self.z_dim, self.num_classes, self.latent_codes = tuple(shape), z_dim, num_classes, latent_codes
         # Class conditioning by concatenating a learned embedding to z (Mirza & Osindero).
         self.embed = nn.Embedding(num_classes, num_classes) if num_classes else None
+        self.codes = nn.Embedding(latent_codes, hidden[0]) if latent_codes else None
         layers: list[nn.Module] = []
-        width = z_dim + num_classes
+        width = z_dim - (1 if latent_codes else 0) + num_classes
         for i, h in enumerate(hidden):
             layers.append(nn.Linear(width, h))
             # No BatchNorm on the first layer, as in the reference implementation.
@@ -53,11 +66,21 @@ class MLPGenerator(ConfigModule):
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         check_shape("MLPGenerator input z", z, (None, self.z_dim))
+        n = z.shape[0]
+        code = None
+        if self.codes is not None:
+            # Phi(z_0) is uniform on (0, 1): K equally likely codes.
+            u = 0.5 * (1.0 + torch.erf(z[:, 0] / math.sqrt(2.0)))
+            code = (u * self.latent_codes).long().clamp_(0, self.latent_codes - 1)
+            z = z[:, 1:]
         if self.embed is not None:
             if labels is None:
                 raise ValueError("this generator is class-conditional: pass labels")
             z = torch.cat([z, self.embed(labels)], dim=1)
-        return self.net(z).view(z.shape[0], *self.shape)
+        if code is None:
+            return self.net(z).view(n, *self.shape)
+        h = self.net[0](z) + self.codes(code)
+        return self.net[1:](h).view(n, *self.shape)
 
 
 @register("discriminator", "mlp", "classic fully connected discriminator (image -> 512 -> 256 -> 1)")

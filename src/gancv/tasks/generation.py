@@ -16,7 +16,7 @@ from ..losses import LOSSES, acgan_class_loss, gradient_penalty, lecam_penalty, 
 from ..models import build
 from ..models.base import eval_mode
 from ..training.checkpoint import export_model
-from ..training.loop import OptimizerSpec, Phase
+from ..training.loop import OptimizerSpec, Phase, linear_decay
 from ..training.stream import Batch
 from . import TASKS
 from .inference import GenerativeModel
@@ -65,6 +65,12 @@ class GenerationTask:
         self.G = build("generator", {**g_cfg, "shape": shape, "z_dim": cfg.z_dim, "num_classes": self.num_classes})
         self.D = build("discriminator", {**d_cfg, "shape": packed_shape(shape, cfg.pack),
                                          "num_classes": self.num_classes})
+        if cfg.gp_weight > 0 and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in self.D.modules()):
+            # The gradient penalty is per sample, but BatchNorm makes each logit depend on the whole
+            # batch, so the penalised gradient is not D's (Gulrajani et al. drop BatchNorm for this).
+            raise GancvError(f"gp_weight={cfg.gp_weight} (WGAN-GP) cannot be used with the BatchNorm in "
+                             f"discriminator.name={d_cfg['name']}; set discriminator.spectral_norm=true (which "
+                             "drops its BatchNorm), or use a discriminator without BatchNorm (e.g. mlp), or gp_weight=0")
         self.loss = LOSSES.get(cfg.loss)
         # ACGAN: D has an auxiliary class head and no label input; its CE joins both players' losses.
         self.acgan = bool(getattr(self.D, "aux_classifier", False))
@@ -77,8 +83,11 @@ class GenerationTask:
         self.lecam_anchors = torch.zeros(2, device=device)
         self.networks: dict[str, nn.Module] = {"generator": self.G, "discriminator": self.D}
         betas = (cfg.beta1, cfg.beta2)
+        # Lazy R1 (StyleGAN2, appendix B): D is updated r1_every + 1 times per r1_every steps, so its
+        # Adam lr and betas are scaled by c = every / (every + 1) to keep the effective step the same.
+        c = cfg.r1_every / (cfg.r1_every + 1) if cfg.r1_gamma > 0 and cfg.r1_every > 1 else 1.0
         self.optimizers = {
-            "discriminator": OptimizerSpec(("discriminator",), cfg.lr_d, betas),
+            "discriminator": OptimizerSpec(("discriminator",), cfg.lr_d * c, (betas[0] ** c, betas[1] ** c)),
             "generator": OptimizerSpec(("generator",), cfg.lr_g, betas),
         }
         self.ema_network = "generator"
@@ -119,6 +128,11 @@ class GenerationTask:
     def fake(self, n: int, labels: torch.Tensor | None) -> torch.Tensor:
         """A generated batch (subclasses change how, e.g. StyleGAN's style mixing)."""
         return self.G(self.noise(n), labels)
+
+    def lr_factor(self, step: int) -> float:
+        """LR schedule: constant, or linear decay to 0 from ``lr_decay_start * steps`` on. Annealing
+        sharpens what G has learnt: at a constant LR, G's samples keep jittering around the modes."""
+        return linear_decay(step, self.cfg.steps, self.cfg.lr_decay_start)
 
     def phases(self) -> list[Phase]:
         phases = [Phase("D", "discriminator", self.d_step, repeats=self.cfg.n_critic)]

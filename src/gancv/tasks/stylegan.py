@@ -46,12 +46,10 @@ class StyleGANTask(GenerationTask):
             raise GancvError(f"task=stylegan needs a generator with a mapping network; set generator.name=stylegan "
                              f"(got {cfg.generator.name!r}) or use task=generation")
         self.pl_mean = torch.zeros((), device=device)
-        lazy = {"discriminator": cfg.r1_every if cfg.r1_gamma > 0 else 0, "generator": cfg.pl_every if cfg.pl_weight > 0 else 0}
-        for name, every in lazy.items():
-            spec = self.optimizers[name]
-            if every > 1:
-                c = every / (every + 1)
-                self.optimizers[name] = OptimizerSpec(spec.networks, spec.lr * c, (spec.betas[0] ** c, spec.betas[1] ** c))
+        # The generation task already adjusts D's optimiser for lazy R1; the lazy path-length phase does G's.
+        if cfg.pl_weight > 0 and cfg.pl_every > 1:
+            spec, c = self.optimizers["generator"], cfg.pl_every / (cfg.pl_every + 1)
+            self.optimizers["generator"] = OptimizerSpec(spec.networks, spec.lr * c, (spec.betas[0] ** c, spec.betas[1] ** c))
 
     def phases(self) -> list[Phase]:
         # D main, lazy R1 (with augmentation/LeCam/ADA when configured) and G main come from the

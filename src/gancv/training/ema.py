@@ -1,7 +1,9 @@
 """Exponential moving average of generator weights, configured by half-life in images.
 
 A half-life in images (StyleGAN2-ADA's ``ema_kimg``) means the same smoothing whatever the
-batch size: beta = 0.5 ** (batch / (ema_kimg * 1000)).
+batch size: beta = 0.5 ** (batch / (ema_kimg * 1000)). With a ramp-up (StyleGAN2-ADA's
+``ema_rampup``) the half-life is at most ``rampup`` times the images seen so far, so early in
+training the average forgets the random initial weights quickly instead of dragging them along.
 """
 from __future__ import annotations
 
@@ -16,15 +18,22 @@ def ema_beta(batch_size: int, ema_kimg: float) -> float:
 
 
 class EMA:
-    def __init__(self, model: nn.Module, batch_size: int, ema_kimg: float):
+    def __init__(self, model: nn.Module, batch_size: int, ema_kimg: float, rampup: float | None = None):
+        self.batch_size, self.ema_kimg, self.rampup = batch_size, ema_kimg, rampup
         self.beta = ema_beta(batch_size, ema_kimg)
         self.shadow = copy.deepcopy(model).eval().requires_grad_(False)
 
+    def beta_at(self, images: int) -> float:
+        """The decay for the update after ``images`` training images (constant without a ramp-up)."""
+        if not self.rampup:
+            return self.beta
+        return ema_beta(self.batch_size, min(self.ema_kimg, images * self.rampup / 1000.0))
+
     @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
+    def update(self, model: nn.Module, images: int = 0) -> None:
         params = [p for p in model.parameters()]
         shadow = [p for p in self.shadow.parameters()]
         # One fused foreach op instead of a Python loop over tensors (no host sync either).
-        torch._foreach_lerp_(shadow, params, 1.0 - self.beta)
+        torch._foreach_lerp_(shadow, params, 1.0 - self.beta_at(images))
         for b_ema, b in zip(self.shadow.buffers(), model.buffers()):
             b_ema.copy_(b)  # BatchNorm statistics are tracked, not averaged

@@ -99,7 +99,9 @@ class Trainer:
                                   rank=self.dist.rank, world=self.dist.world, accum=cfg.grad_accum)
         graph_ok = (not self.dist.enabled and cfg.grad_accum == 1 and self.stream.resident
                     and all(p.every == 1 for p in self.task.phases())
-                    and getattr(self.task, "graph_capturable", True))
+                    and getattr(self.task, "graph_capturable", True)
+                    # a graph replays the LR and EMA decay it captured: schedules need eager steps
+                    and cfg.lr_decay_start is None and not cfg.ema_rampup)
         self.plan = resolve_plan(cfg, self.device, self.networks, graph_ok=graph_ok)
         self.optimizers = {
             name: make_adam([p for net in spec.networks for p in self.networks[net].parameters()],
@@ -107,7 +109,7 @@ class Trainer:
             for name, spec in self.task.optimizers.items()
         }
         self.ema = (
-            EMA(self.networks[self.task.ema_network], cfg.batch_size, cfg.ema_kimg)
+            EMA(self.networks[self.task.ema_network], cfg.batch_size, cfg.ema_kimg, cfg.ema_rampup)
             if cfg.ema_kimg > 0 and self.task.ema_network
             else None
         )
@@ -289,7 +291,7 @@ class Trainer:
                 opt.step()
             logged.update({k: v for k, v in losses.items() if k != "loss"})
         if self.ema is not None:
-            self.ema.update(self.networks[self.task.ema_network])
+            self.ema.update(self.networks[self.task.ema_network], (self.step + 1) * self.cfg.batch_size)
         return logged
 
     def _guarded_step(self, batches: list[Batch]) -> Losses:
