@@ -8,6 +8,7 @@ difference left is the order of float sums in the gradient all-reduce.
 """
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -76,11 +77,18 @@ def test_two_gloo_processes_match_one_process(tmp_path):
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run(
+    # Its own session, so a timeout kills the workers too instead of leaving them waiting on a
+    # rendezvous that will never complete.
+    proc = subprocess.Popen(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
          str(script), str(tmp_path), json.dumps(OVERRIDES)],
-        capture_output=True, text=True, env=env, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+    try:
+        _, stderr = proc.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise
+    assert proc.returncode == 0, stderr[-3000:]
 
     for name in ("ddp", "resumed"):
         r0 = load_file(str(tmp_path / f"{name}_rank0.safetensors"))
