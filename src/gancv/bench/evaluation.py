@@ -108,10 +108,13 @@ class AugmentSetup:
     gan_width: int = 32
     gan_extra: tuple[str, ...] = ()  # further `gancv train` overrides of the cGAN recipe
     per_class: int = 100       # synthetic images per class the classifier gets
-    oversample: int = 1        # draw this many times per_class, keep per_class after filtering
-    filter: bool = False       # keep samples the real-only classifier labels as their conditioning class
+    oversample: int = 3        # draw this many times per_class, keep per_class after filtering
+    filter: bool = True        # keep samples the real-only classifier labels as their conditioning class
     truncation: float | None = None
-    synthetic_share: float = 0.5  # share of each classifier batch drawn from the synthetic images
+    # Share of each classifier batch drawn from the synthetic images. 0.3 with the filter had the
+    # best mean gain of the variants tried on seeds 0-1 (none reached +0.5 points on both; 1:1
+    # mixing, 3x more images, truncation, DiffAugment and 500-4,000 GAN steps did no better).
+    synthetic_share: float = 0.3
     classifier_steps: int = 500
 
 
