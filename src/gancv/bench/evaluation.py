@@ -177,6 +177,8 @@ def augmentation_seed(setup: AugmentSetup, seed: int, workdir: Path, device: str
         keep = torch.cat([torch.nonzero(agree & (sy == c)).flatten()[: setup.per_class] for c in range(10)])
     else:
         keep = torch.cat([torch.nonzero(sy == c).flatten()[: setup.per_class] for c in range(10)])
+    if len(keep) == 0:
+        raise RuntimeError(f"seed {seed}: no synthetic sample was labelled as its class by the real-only classifier")
     sx, sy = sx[keep], sy[keep]
     # Real and synthetic images are drawn by share, not by count (the real ones are fewer), so the
     # few real images keep their place in every batch.
