@@ -243,10 +243,13 @@ register_preset(
     **{**_SNGAN, "conditional": True,
        "discriminator": {"name": "resnet", "width": 128, "spectral_norm": True, "conditioning": "projection"}},
 )
+# Stacked digits: the classic DCGAN recipe already covers ~all 1,000 modes; what is left is how evenly.
+# Steps are what evened the mode histogram (2k steps with PacGAN2: KL 0.49; 8k: 0.19); PacGAN2 did not
+# help at 8k (KL 0.22), and the EMA + LR decay here match, not beat, the plain DCGAN (0.18, seed 0).
 register_preset(
     "dcgan-stacked-digits", "DCGAN on stacked digits (3 real digits as R, G, B: 1,000 modes), 8 px RGB (offline)",
-    data="stacked-digits", image_size=8, channels=3, batch_size=64, steps=2000, pack=2, ema_kimg=2.0,
-    log_every=100, sample_every=1000, checkpoint_every=1000, **_dcgan(64),
+    data="stacked-digits", image_size=8, channels=3, batch_size=64, steps=8000, ema_kimg=5.0, lr_decay_start=0.5,
+    log_every=100, sample_every=2000, checkpoint_every=2000, **_dcgan(64),
 )
 
 def _stylegan(channel_base: int, channel_max: int, w_dim: int, mapping_layers: int) -> dict[str, Any]:
