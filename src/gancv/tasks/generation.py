@@ -83,11 +83,9 @@ class GenerationTask:
         self.lecam_anchors = torch.zeros(2, device=device)
         self.networks: dict[str, nn.Module] = {"generator": self.G, "discriminator": self.D}
         betas = (cfg.beta1, cfg.beta2)
-        # Lazy R1 (StyleGAN2, appendix B): D is updated r1_every + 1 times per r1_every steps, so its
-        # Adam lr and betas are scaled by c = every / (every + 1) to keep the effective step the same.
-        c = cfg.r1_every / (cfg.r1_every + 1) if cfg.r1_gamma > 0 and cfg.r1_every > 1 else 1.0
+        d_spec = OptimizerSpec(("discriminator",), cfg.lr_d, betas)
         self.optimizers = {
-            "discriminator": OptimizerSpec(("discriminator",), cfg.lr_d * c, (betas[0] ** c, betas[1] ** c)),
+            "discriminator": d_spec.lazy(cfg.r1_every) if cfg.r1_gamma > 0 else d_spec,  # lazy R1
             "generator": OptimizerSpec(("generator",), cfg.lr_g, betas),
         }
         self.ema_network = "generator"

@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 
 from ..data import DataBundle
 from ..errors import GancvError
-from ..training.loop import OptimizerSpec, Phase
+from ..training.loop import Phase
 from ..training.stream import Batch
 from . import TASKS
 from .generation import GenerationTask
@@ -47,9 +47,8 @@ class StyleGANTask(GenerationTask):
                              f"(got {cfg.generator.name!r}) or use task=generation")
         self.pl_mean = torch.zeros((), device=device)
         # The generation task already adjusts D's optimiser for lazy R1; the lazy path-length phase does G's.
-        if cfg.pl_weight > 0 and cfg.pl_every > 1:
-            spec, c = self.optimizers["generator"], cfg.pl_every / (cfg.pl_every + 1)
-            self.optimizers["generator"] = OptimizerSpec(spec.networks, spec.lr * c, (spec.betas[0] ** c, spec.betas[1] ** c))
+        if cfg.pl_weight > 0:
+            self.optimizers["generator"] = self.optimizers["generator"].lazy(cfg.pl_every)
 
     def phases(self) -> list[Phase]:
         # D main, lazy R1 (with augmentation/LeCam/ADA when configured) and G main come from the

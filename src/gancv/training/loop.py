@@ -51,6 +51,15 @@ class OptimizerSpec:
     lr: float
     betas: tuple[float, float]
 
+    def lazy(self, every: int) -> "OptimizerSpec":
+        """For networks that also take a lazy regularisation step every ``every`` steps (StyleGAN2,
+        appendix B): ``every + 1`` updates per ``every`` steps, so lr and betas are scaled by
+        c = every / (every + 1) to keep the effective step the same."""
+        if every <= 1:
+            return self
+        c = every / (every + 1)
+        return OptimizerSpec(self.networks, self.lr * c, (self.betas[0] ** c, self.betas[1] ** c))
+
 
 def seed_everything(seed: int) -> None:
     random.seed(seed)
