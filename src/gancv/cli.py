@@ -316,6 +316,8 @@ def project(
     steps: int = typer.Option(300, "--steps", min=1, help="optimisation steps"),
     w_plus: bool = typer.Option(True, "--w-plus/--w", help="one w per layer (W+, default) or one shared w"),
     lr: float = typer.Option(0.05, "--lr"),
+    loss: str = typer.Option("auto", "--loss", help="auto (lpips+l2 when the LPIPS AlexNet weights are cached, "
+                             "else l2), l2, lpips or lpips+l2"),
     seed: int = typer.Option(0, "--seed"),
     device: str = typer.Option("auto", "--device"),
     as_json: bool = typer.Option(False, "--json"),
@@ -325,13 +327,14 @@ def project(
     import torch
 
     from . import api
-    from .inversion import load_target
+    from .inversion import load_target, resolve_loss
     from .training.checkpoint import atomic_write_json
     from .visual import save_grid, save_image
 
     if not image.is_file():
         raise GancvError(f"{image}: no such image file")
     _check_out_parent(out)
+    loss = resolve_loss(loss)  # a missing LPIPS backbone stops here, before the model loads
     model = api.load(run, device=device)
     if getattr(model, "task", None) != "generation" or model.kind != "image":
         raise GancvError(f"{run} is not an image generation model; project needs a StyleGAN model")
@@ -339,7 +342,7 @@ def project(
     for note in notes:
         console.print(f"note: {image}: {note}")
     model.require("project")
-    result = model.project(target, steps=steps, w_plus=w_plus, lr=lr, seed=seed)
+    result = model.project(target, steps=steps, w_plus=w_plus, lr=lr, seed=seed, loss=loss)
     out.mkdir(exist_ok=True)
     scale = max(1, 128 // result.image.shape[-1])
     with marked_as(model, seed, no_watermark=False):
@@ -350,20 +353,35 @@ def project(
     np.save(tmp, result.ws.numpy())
     tmp.replace(out / "latent.npy")
     report = {"image": str(image), "psnr_db": round(result.psnr, 2), "steps": steps, "space": "w+" if w_plus else "w",
-              "final_l2": round(result.losses[-1], 6), "notes": notes, "latent": str(out / "latent.npy")}
+              "loss": result.loss, "final_l2": round(result.l2, 6),
+              "final_lpips": None if result.lpips is None else round(result.lpips, 4),
+              "notes": notes, "latent": str(out / "latent.npy")}
+    if result.loss == "l2":
+        from .metrics.reference import lpips_status
+
+        available, why = lpips_status()
+        if not available:
+            report["lpips_note"] = why  # which file would enable the perceptual loss
     atomic_write_json(out / "report.json", report)
     if as_json:
         _emit_json(report)
     else:
-        console.print(f"PSNR {result.psnr:.2f} dB; wrote {out}/reconstruction.png, comparison.png, latent.npy, progress.gif")
+        console.print(f"PSNR {result.psnr:.2f} dB ({result.loss} loss); wrote {out}/reconstruction.png, "
+                      "comparison.png, latent.npy, progress.gif")
 
 
 @app.command()
 def directions(
     run: Path = typer.Argument(..., help="StyleGAN run directory or exported model directory"),
     out: Path = typer.Option(..., "--out", "-o", help="directory: one grid per direction + directions.npy"),
-    method: str = typer.Option("sefa", "--method", help="sefa (closed form) or labels (conditional models)"),
-    num: int = typer.Option(5, "--num", min=1, help="how many directions (strongest first)"),
+    method: str = typer.Option("sefa", "--method", help="sefa (closed form) or labels (one per class: conditional "
+                               "models, or unconditional ones trained on labelled data)"),
+    num: Optional[int] = typer.Option(None, "--num", min=1, help="how many directions (sefa: strongest first, "
+                                      "default 5; labels: default every class)"),
+    labels: Optional[str] = typer.Option(None, "--labels", help="labels: labelled real data to train the labelling "
+                                         "classifier on (default: the model's training data)"),
+    samples: int = typer.Option(2000, "--samples", min=8, help="labels, unconditional model: generated images to label"),
+    confidence: float = typer.Option(0.9, "--confidence", help="labels: keep images the classifier labels this surely"),
     strength: float = typer.Option(3.0, "--strength", help="grids span -strength ... +strength"),
     steps: int = typer.Option(7, "--steps", min=2, help="columns per grid"),
     rows: int = typer.Option(4, "--rows", min=1, help="random samples per grid (ignored with --latent)"),
@@ -383,7 +401,14 @@ def directions(
     if getattr(model, "task", None) != "generation" or model.kind != "image":
         raise GancvError(f"{run} is not an image generation model; directions need a StyleGAN model")
     model.require("directions")
-    dirs, scores = model.directions(method=method, num=num)
+    if method != "labels" and labels is not None:
+        raise GancvError("--labels is for --method labels; drop it or add --method labels")
+    found = None
+    if method == "labels":
+        found = model.label_directions(data=labels, samples=samples, confidence=confidence, seed=seed, log=_note)
+        dirs, scores = found.directions[:num], found.boundary_accuracy[:num]
+    else:
+        dirs, scores = model.directions(method=method, num=num or 5)
     if latent is not None:
         if not latent.is_file():
             raise GancvError(f"--latent {latent}: no such file; `gancv project` writes DIR/latent.npy")
@@ -401,7 +426,22 @@ def directions(
         for i, d in enumerate(dirs):
             grid = model.direction_grid(d, ws, strength=strength, steps=steps)
             save_grid(grid, out / f"direction_{i:02d}.png", nrow=steps, scale=max(1, 64 // grid.shape[-1]))
-    console.print(f"wrote {len(dirs)} direction grids ({method}; scores {', '.join(f'{float(s):.3g}' for s in scores)}) to {out}")
+    if found is not None:
+        from .training.checkpoint import atomic_write_json
+
+        summary = found.summary()
+        atomic_write_json(out / "report.json", {"method": "labels", **summary,
+                                                "grids": [f"direction_{i:02d}.png" for i in range(len(dirs))]})
+        names = ", ".join(f"{i}: {n} ({float(a):.2f})" for i, (n, a) in enumerate(zip(summary["class_names"], scores)))
+        clf = ("" if found.classifier_accuracy is None else
+               f"; labelling classifier {found.classifier_accuracy:.1%} on held-out real images")
+        console.print(f"wrote {len(dirs)} label direction grids to {out} ({found.source}{clf}); "
+                      f"direction: class (W boundary accuracy): {names}")
+        if found.skipped:
+            console.print(f"note: classes {found.skipped} had too few confidently labelled samples for a direction "
+                          f"(confident per class: {found.counts})")
+    else:
+        console.print(f"wrote {len(dirs)} direction grids ({method}; scores {', '.join(f'{float(s):.3g}' for s in scores)}) to {out}")
 def _translate_inputs(inputs: list[Path]) -> list[tuple[Path, Path]]:
     """(file, name relative to its input) for every image among the inputs (folders recursively)."""
     from .data.images import is_image_name

@@ -88,10 +88,26 @@ def lpips_status(net: str = "alex") -> tuple[bool, str]:
 
 
 @lru_cache(maxsize=2)
-def _lpips_model(net: str):  # type: ignore[no-untyped-def]
+def _lpips_model(net: str, weights: str):  # type: ignore[no-untyped-def]
+    # ``weights`` is part of the cache key: another $TORCH_HOME means another backbone file.
     from torchmetrics.image.lpip import LearnedPerceptualImagePatchSimilarity
 
-    return LearnedPerceptualImagePatchSimilarity(net_type=net, normalize=True).eval()
+    try:
+        return LearnedPerceptualImagePatchSimilarity(net_type=net, normalize=True).eval()
+    except (RuntimeError, OSError, EOFError, ValueError, KeyError) as exc:
+        # torchvision loads the cached file with weights_only=True; a damaged or foreign file lands here
+        raise GancvError(f"{weights}: cannot be loaded as the LPIPS {net} backbone ({type(exc).__name__}: "
+                         f"{str(exc).splitlines()[0][:120]}); replace it with {Path(weights).name} from the "
+                         "torchvision model zoo") from None
+
+
+def lpips_network(net: str = "alex") -> torch.nn.Module:
+    """The differentiable LPIPS network (frozen, eval mode): ``net(a, b)`` -> (N, 1, 1, 1) distances
+    for 3-channel images in [-1, 1]. Raises GancvError naming the file to place when it is missing."""
+    ok, reason = lpips_status(net)
+    if not ok:
+        raise GancvError(reason)
+    return _lpips_model(net, str(lpips_weights_path(net))).net
 
 
 @torch.no_grad()
@@ -103,7 +119,7 @@ def lpips(pred: torch.Tensor, target: torch.Tensor, net: str = "alex", batch_siz
     p, t = _pair(pred, target)
     if p.shape[1] == 1:
         p, t = p.expand(-1, 3, -1, -1), t.expand(-1, 3, -1, -1)
-    model = _lpips_model(net)
+    model = _lpips_model(net, str(lpips_weights_path(net)))
     total = 0.0
     for i in range(0, len(p), batch_size):
         model.reset()

@@ -128,7 +128,8 @@ def project(catalog: Catalog, out: OutputDir, name: str, upload: str | None, ste
     result = served.model.project(target, steps=steps, seed=0)
     path = write_output(grid_image(torch.stack([result.target, result.image]), nrow=2), out, f"{name}-projection",
                         served, 0, watermark)
-    return path, f"PSNR {result.psnr:.2f} dB after {steps} steps" + (f" ({'; '.join(notes)})" if notes else "")
+    return path, (f"PSNR {result.psnr:.2f} dB after {steps} steps, {result.loss} loss"
+                  + (f" ({'; '.join(notes)})" if notes else ""))
 
 
 def editor_mask(layers: list[Any], size: tuple[int, int]) -> Image.Image:

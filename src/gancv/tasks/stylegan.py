@@ -164,20 +164,48 @@ class StyleGANModel(GenerativeModel):
 
     # ---- latent directions ---------------------------------------------------------------------
     def directions(self, method: str = "sefa", num: int | None = None, samples_per_class: int = 500,
-                   seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-        """Unit directions in W, (k, w_dim), with their scores (eigenvalues for SeFa, accuracy for labels)."""
-        from ..directions import label_directions, sefa
+                   seed: int = 0, data: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Unit directions in W, (k, w_dim), with their scores (eigenvalues for SeFa, the W-space
+        boundary accuracy for labels; see :meth:`label_directions` for which class each row is)."""
+        from ..directions import sefa
 
         if method == "sefa":
             dirs, scores = sefa(self.generator)
         elif method == "labels":
-            if not self.conditional:
-                raise GancvError("label directions need a class-conditional model (trained with conditional=true); "
-                                 "use --method sefa")
-            dirs, scores = label_directions(self, samples_per_class, seed)
+            found = self.label_directions(data=data, samples_per_class=samples_per_class, seed=seed)
+            dirs, scores = found.directions, found.boundary_accuracy
         else:
             raise GancvError(f"unknown direction method {method!r}; choose sefa or labels")
         return (dirs[:num], scores[:num]) if num else (dirs, scores)
+
+    def label_directions(self, data: str | None = None, samples_per_class: int = 500, samples: int = 2000,
+                         confidence: float = 0.9, seed: int = 0, log: Any = None) -> Any:
+        """One W direction per class (a :class:`gancv.directions.LabelDirections`).
+
+        A conditional model (and no ``data``): a linear classifier on w sampled per class. Otherwise
+        InterFaceGAN's recipe on ``samples`` generated images labelled by a classifier trained on the
+        labelled real data ``data`` (default: the data set the model was trained on)."""
+        from ..directions import LabelDirections, classifier_directions, label_directions
+        from ..metrics.classifier import heldout_classifier
+
+        if self.conditional and data is None:
+            dirs, acc = label_directions(self, samples_per_class, seed)
+            return LabelDirections(dirs, list(range(self.num_classes)), list(self.class_names) or
+                                   [str(c) for c in range(self.num_classes)], acc, "conditional mapping",
+                                   sampled=samples_per_class * self.num_classes,
+                                   counts=[samples_per_class] * self.num_classes)
+        spec = data or self.info["data"].get("spec")
+        if not spec:
+            raise GancvError("this model is unconditional and its config names no training data; label directions "
+                             "need labelled images: pass --labels DATA (e.g. folder:PATH with class sub-folders)")
+        try:
+            clf, info = heldout_classifier(spec, self.shape[-1], self.shape[0], log=log)
+        except GancvError as exc:
+            raise GancvError(f"label directions need a class-conditional model or labelled data, and this model is "
+                             f"unconditional: {exc}; or pass --labels DATA, or use --method sefa") from None
+        found = classifier_directions(self, clf, info["class_names"], samples=samples, confidence=confidence, seed=seed)
+        found.source, found.classifier_accuracy = f"classifier on {spec}", info["heldout_accuracy"]
+        return found
 
     def direction(self, index: int, method: str = "sefa") -> torch.Tensor:
         dirs, _ = self.directions(method)
@@ -201,10 +229,12 @@ class StyleGANModel(GenerativeModel):
 
     # ---- inversion -----------------------------------------------------------------------------
     def project(self, target: torch.Tensor, steps: int = 300, w_plus: bool = True, lr: float = 0.05,
-                seed: int = 0, frames: int = 24) -> Any:
+                seed: int = 0, frames: int = 24, loss: str = "auto") -> Any:
+        """Invert ``target``; ``loss`` is auto (LPIPS+L2 when its backbone is cached, else L2), l2, lpips
+        or lpips+l2 (see gancv.inversion)."""
         from ..inversion import project
 
-        return project(self.generator, target, steps=steps, w_plus=w_plus, lr=lr, seed=seed, frames=frames)
+        return project(self.generator, target, steps=steps, w_plus=w_plus, lr=lr, seed=seed, frames=frames, loss=loss)
 
     # ---- interpolation in W --------------------------------------------------------------------
     def interpolate(self, steps: int = 8, rows: int = 4, seed: int | None = None,
