@@ -73,6 +73,9 @@ class TrainConfig:
     beta1: float = 0.5
     beta2: float = 0.999
     n_critic: int = 1
+    # G steps first and D reuses its fakes (detached), as the classic MLP GAN recipe does: one G
+    # forward per step instead of two; off = D first and G draws fresh fakes (StyleGAN2-ADA)
+    share_fakes: bool = False
     # PacGAN (Lin et al. 2018): D judges `pack` samples at once, all real or all fake, which
     # penalises a G whose samples look alike; batch_size must be divisible by it.
     pack: int = 1
@@ -170,7 +173,8 @@ register_preset(
 )
 register_preset(
     "gan-mnist", "the classic MLP GAN (Goodfellow et al.) on MNIST, 28 px",
-    data="mnist", image_size=28, channels=1, batch_size=64, steps=30000, **_MLP,
+    # share_fakes: PyTorch-GAN's gan.py order (G step, then D on the same fakes, detached)
+    data="mnist", image_size=28, channels=1, batch_size=64, steps=30000, share_fakes=True, **_MLP,
 )
 register_preset(
     "dcgan-mnist", "DCGAN on MNIST, 28 px",
