@@ -124,3 +124,22 @@ def test_mlp_latent_codes_split_z_into_equally_likely_pieces(tmp_path):
     assert torch.equal(G(z), clone(z))
     with pytest.raises(GancvError, match="latent_codes"):
         build("generator", {"name": "mlp", "shape": [2], "z_dim": 1, "latent_codes": 8})
+
+
+def test_mlp_scale_maps_points_to_and_from_unit_spread():
+    torch.manual_seed(0)
+    G = build("generator", {"name": "mlp", "shape": [2], "z_dim": 4, "hidden": [16], "batchnorm": False, "scale": 3.0})
+    D = build("discriminator", {"name": "mlp", "shape": [2], "hidden": [16], "dropout": 0.0, "scale": 3.0})
+    plain_G = build("generator", {**G.config, "scale": 1.0})
+    plain_D = build("discriminator", {**D.config, "scale": 1.0})
+    plain_G.load_state_dict(G.state_dict())
+    plain_D.load_state_dict(D.state_dict())
+    z, x = torch.randn(5, 4), torch.randn(5, 2)
+    assert torch.allclose(G(z), 3.0 * plain_G(z)) and torch.allclose(D(3.0 * x), plain_D(x))
+    clone = build("generator", G.config)
+    clone.load_state_dict(G.state_dict())
+    assert torch.equal(G(z), clone(z))
+    with pytest.raises(GancvError, match="scale"):
+        build("generator", {"name": "mlp", "shape": [1, 8, 8], "scale": 2.0})
+    with pytest.raises(GancvError, match="scale"):
+        build("discriminator", {"name": "mlp", "shape": [2], "scale": 0.0})

@@ -214,10 +214,15 @@ register_preset(
 register_preset(
     "gan-toy2d-grid", "MLP GAN on 25 Gaussians on a grid (toy2d:grid), PacGAN2 + TTUR + R1 + EMA + LR decay",
     # No latent codes here: on the grid the K pieces strand on crowded modes (they cannot cross
-    # the empty space between modes), which made the mode histogram far less even.
-    data="toy2d:grid", steps=8000, **_TOY,
-    generator={"name": "mlp", "hidden": [256, 256], "batchnorm": False, "activation": "relu"},
-    discriminator={"name": "mlp", "hidden": [256, 256], "dropout": 0.0},
+    # the empty space between modes), which made the mode histogram far less even (25 % high
+    # quality with 128 codes). scale=2.83 (the grid's spread): the networks see unit-spread
+    # points, so G does not spend the run growing its output weights to reach +-4 (seed 0, 8k
+    # steps: 63 -> 83 % high quality, reverse KL 0.24 -> 0.015). A third, narrower hidden layer
+    # in G (more linear pieces per flop for a ReLU net: sharper cuts between the modes' latent
+    # regions, so fewer samples on the bridges) and 10k steps: 92 %, KL 0.006.
+    data="toy2d:grid", steps=10000, **_TOY,
+    generator={"name": "mlp", "hidden": [128, 128, 128], "batchnorm": False, "activation": "relu", "scale": 2.83},
+    discriminator={"name": "mlp", "hidden": [256, 256], "dropout": 0.0, "scale": 2.83},
 )
 
 # ---- stable and class-conditional training (issue 3) -------------------------------------------
