@@ -97,3 +97,19 @@ def test_patchgan_too_small_input_is_a_clear_error():
     assert D(torch.zeros(1, 3, 24, 24)).shape == (1, 1, 1, 1)
     with pytest.raises(GancvError, match="n_layers"):
         D(torch.zeros(1, 3, 16, 16))
+
+
+@pytest.mark.parametrize("name", ["unet", "resnet-blocks"])
+def test_residual_generators_predict_a_change_to_the_input(name):
+    torch.manual_seed(0)
+    G = small_g(name, residual=True, norm="none").eval()
+    x = torch.rand(2, 3, 16, 16) * 2 - 1
+    last = [m for m in G.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))][-1]
+    torch.nn.init.zeros_(last.weight), torch.nn.init.zeros_(last.bias)
+    assert torch.equal(G(x), x)  # a zero body is exactly the identity: no tanh squashes the input
+    init_weights(G, "kaiming")  # unit-scale activations, so the body's output is not negligible
+    y = G(x)
+    assert not torch.allclose(y, x) and y.abs().max() > 1  # unbounded: inference clamps, training pulls back
+    assert build("generator", G.config).residual
+    with pytest.raises(GancvError, match="in_channels"):
+        small_g(name, residual=True, in_channels=1, out_channels=3)

@@ -7,6 +7,12 @@ ResNet generator c7s1-64, d128, d256, R256 x n, u128, u64, c7s1-3 with reflectio
 instance norm; the n-layer PatchGAN whose 3-layer version sees 70x70 input patches, and the
 1x1 PixelGAN. Generators map (N, C_in, H, W) in [-1, 1] to (N, C_out, H, W) in [-1, 1] for any H, W
 that are multiples of ``multiple``; discriminators return a map of patch logits (N, 1, h, w).
+
+``residual=True`` (off in the papers' networks) makes a generator predict the change to its input,
+``G(x) = x + f(x)`` with no final tanh ("global residual learning", as in VDSR/EDSR): it starts
+at the identity instead of at noise, so the part of the output that equals the input (luma, edges,
+flat colour) need not be rebuilt through the down-sampling path. Outputs can leave [-1, 1] slightly
+during training; the L1/cycle terms pull them back, and inference clamps.
 """
 from __future__ import annotations
 
@@ -59,6 +65,12 @@ def init_weights(net: nn.Module, kind: str = "normal", gain: float = 0.02) -> No
     net.apply(apply)
 
 
+def _check_residual(residual: bool, in_channels: int, out_channels: int) -> None:
+    if residual and in_channels != out_channels:
+        raise ValueError(f"residual=True adds the input to the output, so in_channels ({in_channels}) must equal "
+                         f"out_channels ({out_channels}); set residual=false")
+
+
 class ImageToImage(ConfigModule):
     """Shared boundary checks of the translation generators (image in, image out)."""
 
@@ -81,13 +93,14 @@ class _UNetBlock(nn.Module):
 
     def __init__(self, outer: int, inner_ch: int, inner: nn.Module | None, norm: Callable[[int], nn.Module],
                  outermost: bool = False, in_channels: int | None = None, out_channels: int | None = None,
-                 dropout: bool = False, use_bias: bool = True):
+                 dropout: bool = False, use_bias: bool = True, tanh: bool = True):
         super().__init__()
         self.outermost = outermost
         cin = in_channels if in_channels is not None else outer
         down = [nn.Conv2d(cin, inner_ch, 4, 2, 1, bias=use_bias)]
         if outermost:
-            up = [nn.ReLU(True), nn.ConvTranspose2d(inner_ch * 2, out_channels or outer, 4, 2, 1), nn.Tanh()]
+            up = [nn.ReLU(True), nn.ConvTranspose2d(inner_ch * 2, out_channels or outer, 4, 2, 1)]
+            up += [nn.Tanh()] if tanh else []
             layers = down + [inner] + up  # type: ignore[list-item]
         elif inner is None:  # innermost: no norm on the 1x1 bottleneck (it would zero it out)
             up = [nn.ReLU(True), nn.ConvTranspose2d(inner_ch, outer, 4, 2, 1, bias=use_bias), norm(outer)]
@@ -108,11 +121,13 @@ class _UNetBlock(nn.Module):
 @register("generator", "unet", "U-Net image-to-image generator with skip connections (pix2pix); num_downs sets the depth")
 class UNetGenerator(ImageToImage):
     def __init__(self, in_channels: int = 3, out_channels: int = 3, num_downs: int = 8, width: int = 64,
-                 norm: str = "batch", dropout: bool = True, init: str = "normal"):
+                 norm: str = "batch", dropout: bool = True, init: str = "normal", residual: bool = False):
         super().__init__()
         if num_downs < 2:
             raise ValueError(f"num_downs must be >= 2, got {num_downs}")
+        _check_residual(residual, in_channels, out_channels)
         self.in_channels, self.out_channels, self.multiple = in_channels, out_channels, 2**num_downs
+        self.residual = residual
         norm_fn = norm_layer(norm)
         use_bias = norm != "batch"  # a bias before BatchNorm is cancelled by its mean subtraction
         ch = [min(width * 2**i, width * 8) for i in range(num_downs)]  # encoder widths, capped at 8x
@@ -123,26 +138,27 @@ class UNetGenerator(ImageToImage):
             drop = dropout and not innermost and ch[level - 1] == width * 8
             block = _UNetBlock(ch[level - 1], ch[level], block, norm_fn, dropout=drop, use_bias=use_bias)
         self.model = _UNetBlock(out_channels, ch[0], block, norm_fn, outermost=True, in_channels=in_channels,
-                                out_channels=out_channels, use_bias=use_bias)
+                                out_channels=out_channels, use_bias=use_bias, tanh=not residual)
         init_weights(self, init)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
-        return self.model(x)
+        out = self.model(x)
+        return x + out if self.residual else out
 
 
 @register("generator", "unet-128", "U-Net with 7 down-samplings (pix2pix unet_128, for 128 px training)")
 class UNet128(UNetGenerator):
     def __init__(self, in_channels: int = 3, out_channels: int = 3, num_downs: int = 7, width: int = 64,
-                 norm: str = "batch", dropout: bool = True, init: str = "normal"):
-        super().__init__(in_channels, out_channels, num_downs, width, norm, dropout, init)
+                 norm: str = "batch", dropout: bool = True, init: str = "normal", residual: bool = False):
+        super().__init__(in_channels, out_channels, num_downs, width, norm, dropout, init, residual)
 
 
 @register("generator", "unet-256", "U-Net with 8 down-samplings (pix2pix unet_256, the paper's default at 256 px)")
 class UNet256(UNetGenerator):
     def __init__(self, in_channels: int = 3, out_channels: int = 3, num_downs: int = 8, width: int = 64,
-                 norm: str = "batch", dropout: bool = True, init: str = "normal"):
-        super().__init__(in_channels, out_channels, num_downs, width, norm, dropout, init)
+                 norm: str = "batch", dropout: bool = True, init: str = "normal", residual: bool = False):
+        super().__init__(in_channels, out_channels, num_downs, width, norm, dropout, init, residual)
 
 
 # ---- ResNet generator ----------------------------------------------------------------------------
@@ -162,11 +178,14 @@ class _ResBlock(nn.Module):
 @register("generator", "resnet-blocks", "ResNet image-to-image generator (Johnson et al.; CycleGAN), n_blocks residual blocks")
 class ResnetGenerator(ImageToImage):
     def __init__(self, in_channels: int = 3, out_channels: int = 3, n_blocks: int = 9, width: int = 64,
-                 norm: str = "instance", dropout: bool = False, init: str = "normal", n_downsampling: int = 2):
+                 norm: str = "instance", dropout: bool = False, init: str = "normal", n_downsampling: int = 2,
+                 residual: bool = False):
         super().__init__()
         if n_blocks < 0 or n_downsampling < 0:
             raise ValueError(f"n_blocks and n_downsampling must be >= 0, got {n_blocks}, {n_downsampling}")
+        _check_residual(residual, in_channels, out_channels)
         self.in_channels, self.out_channels, self.multiple = in_channels, out_channels, 2**n_downsampling
+        self.residual = residual
         norm_fn = norm_layer(norm)
         use_bias = norm != "batch"
         # why reflection padding: zero padding makes borders visibly darker in translated images
@@ -181,27 +200,30 @@ class ResnetGenerator(ImageToImage):
             layers += [nn.ConvTranspose2d(ch, ch // 2, 3, 2, 1, output_padding=1, bias=use_bias), norm_fn(ch // 2),
                        nn.ReLU(True)]
             ch //= 2
-        layers += [nn.ReflectionPad2d(3), nn.Conv2d(ch, out_channels, 7), nn.Tanh()]
+        layers += [nn.ReflectionPad2d(3), nn.Conv2d(ch, out_channels, 7)] + ([] if residual else [nn.Tanh()])
         self.model = nn.Sequential(*layers)
         init_weights(self, init)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
-        return self.model(x)
+        out = self.model(x)
+        return x + out if self.residual else out
 
 
 @register("generator", "resnet-6blocks", "ResNet generator with 6 blocks (CycleGAN at 128 px)")
 class Resnet6(ResnetGenerator):
     def __init__(self, in_channels: int = 3, out_channels: int = 3, n_blocks: int = 6, width: int = 64,
-                 norm: str = "instance", dropout: bool = False, init: str = "normal", n_downsampling: int = 2):
-        super().__init__(in_channels, out_channels, n_blocks, width, norm, dropout, init, n_downsampling)
+                 norm: str = "instance", dropout: bool = False, init: str = "normal", n_downsampling: int = 2,
+                 residual: bool = False):
+        super().__init__(in_channels, out_channels, n_blocks, width, norm, dropout, init, n_downsampling, residual)
 
 
 @register("generator", "resnet-9blocks", "ResNet generator with 9 blocks (CycleGAN at 256 px, the paper's default)")
 class Resnet9(ResnetGenerator):
     def __init__(self, in_channels: int = 3, out_channels: int = 3, n_blocks: int = 9, width: int = 64,
-                 norm: str = "instance", dropout: bool = False, init: str = "normal", n_downsampling: int = 2):
-        super().__init__(in_channels, out_channels, n_blocks, width, norm, dropout, init, n_downsampling)
+                 norm: str = "instance", dropout: bool = False, init: str = "normal", n_downsampling: int = 2,
+                 residual: bool = False):
+        super().__init__(in_channels, out_channels, n_blocks, width, norm, dropout, init, n_downsampling, residual)
 
 
 # ---- discriminators ------------------------------------------------------------------------------
