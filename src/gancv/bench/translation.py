@@ -21,9 +21,10 @@ from typing import Callable
 import numpy as np
 import torch
 
+from ..config import PHOTO_STEPS
 from . import BENCHMARKS
 
-FULL = {"steps": 500, "test_items": 256, "styles": ("cartoon", "gray", "colorize")}
+FULL = {"steps": PHOTO_STEPS, "test_items": 256, "styles": ("cartoon", "gray", "colorize")}
 QUICK = {"steps": 4, "test_items": 16, "styles": ("cartoon",)}
 # quick: a structurally identical, tiny run for CI (16 px, 8-wide networks, a few steps)
 QUICK_OVERRIDES = ["image_size=16", "max_items=32", "batch_size=4", "generator.num_downs=4", "generator.width=8",
