@@ -210,5 +210,22 @@ def test_label_directions_need_labels_or_a_conditional_model(tmp_path, monkeypat
     model = StyleGANModel(G, info, torch.device("cpu"))
     with pytest.raises(GancvError, match="faces:train has no class labels.*--method sefa"):
         model.label_directions()
+    with pytest.raises(GancvError, match="--confidence"):
+        model.label_directions(confidence=1.5)
     with pytest.raises(GancvError, match="no training data"):
         StyleGANModel(G, {**info, "data": {**info["data"], "spec": ""}}, torch.device("cpu")).label_directions()
+
+
+@pytest.mark.slow
+def test_label_directions_benchmark_quick(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("GANCV_CACHE", str(tmp_path / "cache"))
+    code, out, err = run_cli(capsys, "benchmark", "label-directions", "--quick", "--json", "--device", "cpu")
+    assert code == 0, err
+    result = json.loads(out.strip().splitlines()[-1])
+    assert result["benchmark"] == "label-directions" and result["quick"] and result["preset"] == "stylegan-digits"
+    assert result["classifier"]["heldout_images"] > 0 and 0 < result["classifier"]["heldout_accuracy"] <= 1
+    k = len(result["classes"])
+    assert k >= 1 and len(result["boundary_accuracy"]) == k and sorted(result["classes"] + result["skipped_classes"]) == list(range(10))
+    success = result["edit_success"]
+    assert success["strength"] == 10.0 and all(len(v) == k for v in success["per_class"].values())
+    assert {"train_wall", "train_cpu", "directions_wall", "directions_cpu"} <= set(result["seconds"])

@@ -285,6 +285,13 @@ register_preset(
     **_stylegan(channel_base=512, channel_max=64, w_dim=128, mapping_layers=4),
 )
 register_preset(
+    "stylegan-digits", "unconditional StyleGAN2-style G/D on the real 8x8 digits at 16 px (offline; the label-directions "
+    "benchmark: its labels are used only after training)",
+    data="digits", image_size=16, channels=1, batch_size=16, steps=1000, z_dim=64, ema_kimg=1.0,
+    r1_gamma=1.0, r1_every=16, style_mixing=0.5, log_every=50, sample_every=250, checkpoint_every=250,
+    **_stylegan(channel_base=512, channel_max=64, w_dim=128, mapping_layers=4),
+)
+register_preset(
     "stylegan-celeba64", "StyleGAN2 on CelebA (aligned crops), 64 px RGB",
     data="celeba", image_size=64, channels=3, batch_size=32, steps=100000, z_dim=512, ema_kimg=10.0,
     r1_gamma=0.25, style_mixing=0.9, pl_weight=2.0, **_stylegan(16384, 512, 512, 8),

@@ -82,6 +82,14 @@ def label_directions(model: Any, samples_per_class: int = 500, seed: int = 0) ->
     return coef / coef.norm(dim=1, keepdim=True), acc
 
 
+def check_sampling(samples: int, confidence: float) -> None:
+    """Raise before any work is done when the sampling settings cannot give a boundary."""
+    if not 0 < confidence < 1:
+        raise GancvError(f"--confidence must be in (0, 1) (a class probability), got {confidence}")
+    if samples < 2 * MIN_PER_SIDE:
+        raise GancvError(f"label directions need --samples >= {2 * MIN_PER_SIDE}, got {samples}")
+
+
 def classifier_directions(model: Any, classifier: Any, class_names: list[str], samples: int = 2000,
                           confidence: float = 0.9, seed: int = 0, batch_size: int = 256) -> LabelDirections:
     """InterFaceGAN on an unconditional model: classify generated images, fit class-vs-rest boundaries in W.
@@ -92,10 +100,7 @@ def classifier_directions(model: Any, classifier: Any, class_names: list[str], s
 
     from .metrics.classifier import run_classifier
 
-    if not 0 < confidence < 1:
-        raise GancvError(f"confidence must be in (0, 1), got {confidence}")
-    if samples < 2 * MIN_PER_SIDE:
-        raise GancvError(f"label directions need at least {2 * MIN_PER_SIDE} samples, got {samples}")
+    check_sampling(samples, confidence)
     ws_all, probs = [], []
     for i in range(0, samples, batch_size):
         n = min(batch_size, samples - i)
@@ -130,3 +135,29 @@ def classifier_directions(model: Any, classifier: Any, class_names: list[str], s
                          f"(confident per class: {counts} of {samples}); raise --samples or lower --confidence")
     return LabelDirections(torch.stack(dirs), classes, [class_names[c] if c < len(class_names) else str(c) for c in classes],
                            torch.tensor(accs), "", None, samples, counts, skipped)
+
+
+@torch.no_grad()
+def edit_success(model: Any, classifier: Any, found: LabelDirections, strength: float, samples: int = 500,
+                 seed: int = 1_000_000) -> dict[str, Any]:
+    """Does each direction do what it claims? On fresh samples (seeds the directions were not fitted
+    on), the share the classifier labels as the direction's class after moving ``strength`` along it,
+    against the same samples unedited and moved as far along a random unit direction (one per class)."""
+    from .metrics.classifier import run_classifier
+
+    ws = model.ws(samples, seed=seed)
+
+    def labels(latents: torch.Tensor) -> torch.Tensor:
+        return run_classifier(classifier, model.synthesize(latents))[1].argmax(1)
+
+    unedited = labels(ws)
+    g = torch.Generator().manual_seed(seed)
+    rows: dict[str, list[float]] = {"edited": [], "random_direction": [], "unedited": []}
+    for direction, c in zip(found.directions, found.classes):
+        other = torch.randn(direction.shape, generator=g)
+        rows["edited"].append(float((labels(model.edit(ws, direction, strength)) == c).float().mean()))
+        rows["random_direction"].append(float((labels(model.edit(ws, other / other.norm(), strength)) == c).float().mean()))
+        rows["unedited"].append(float((unedited == c).float().mean()))
+    return {"strength": strength, "samples": samples,
+            "mean": {k: round(sum(v) / len(v), 4) for k, v in rows.items()},
+            "per_class": {k: [round(x, 3) for x in v] for k, v in rows.items()}}

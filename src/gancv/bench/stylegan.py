@@ -1,4 +1,5 @@
-"""StyleGAN benchmarks: GAN inversion of held-out faces against a random-w baseline."""
+"""StyleGAN benchmarks: GAN inversion of held-out faces against a random-w baseline; label
+directions of an unconditional model (InterFaceGAN) against random directions; training memory."""
 from __future__ import annotations
 
 import json
@@ -108,6 +109,66 @@ def inversion(quick: bool = False, device: str = "auto", log: Callable[[str], No
         "margin_over_random_db": round(mean["w_plus"] - mean["random_w_mean"], 2),
         "goal": {"psnr_db": 20.0, "met": mean["w_plus"] >= 20.0 and mean["w_plus"] - mean["random_w_mean"] >= 5.0},
         "project_seconds": round(project_seconds, 1), "threads": torch.get_num_threads(),
+    }
+
+
+DIGITS_RUN = Path("runs/stylegan-digits")  # where the README trains the preset; reused when complete
+
+
+@BENCHMARKS.register("label-directions", description="stylegan-digits (unconditional): InterFaceGAN label directions; "
+                     "classifier and W-boundary accuracy, edit success vs random directions")
+def label_directions(quick: bool = False, device: str = "auto", log: Callable[[str], None] | None = None) -> dict:
+    """Train (or reuse) an unconditional StyleGAN on the digits, find one W direction per digit from
+    generated images labelled by a classifier trained on 80 % of the real digits, and measure on fresh
+    samples how often moving along a digit's direction makes the classifier see that digit."""
+    from ..api import load, train
+    from ..config import make_config
+    from ..directions import classifier_directions, edit_success
+    from ..metrics.classifier import heldout_classifier
+
+    log = log or (lambda msg: None)
+    if quick:
+        overrides = ["steps=20", "batch_size=8", "z_dim=16", "generator.channel_base=64", "generator.channel_max=16",
+                     "generator.w_dim=32", "discriminator.channel_base=64", "discriminator.channel_max=16",
+                     "sample_every=1000", "checkpoint_every=1000"]
+        # a 20-step model's digits are blobs the classifier is rarely sure of: a lower bar keeps every class
+        clf_steps, samples, eval_samples, confidence = 100, 512, 100, 0.3
+    else:
+        overrides, clf_steps, samples, eval_samples, confidence = [], 0, 2000, 500, 0.9
+    strength = 10.0
+    cfg = make_config("stylegan-digits", overrides + [f"device={device}", "progress=false"])
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    with tempfile.TemporaryDirectory() as tmp:
+        run = Path(tmp) / "run" if quick else DIGITS_RUN
+        reused = not quick and _complete(run, cfg.steps)
+        if reused:
+            log(f"reusing the complete run {run} (delete it to retrain)")
+        else:
+            log(f"training stylegan-digits ({cfg.steps} steps) in {run}")
+            train(cfg, out=run)
+        train_seconds = _train_seconds(run)
+        train_wall, train_cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+        model = load(run, device=device)
+        t0, c0 = time.perf_counter(), time.process_time()
+        clf, info = heldout_classifier(cfg.data, model.shape[-1], model.shape[0], steps=clf_steps, log=log)
+        found = classifier_directions(model, clf, info["class_names"], samples=samples, confidence=confidence, seed=0)
+        success = edit_success(model, clf, found, strength, samples=eval_samples)
+        directions_wall, directions_cpu = time.perf_counter() - t0, time.process_time() - c0
+    summary = found.summary()
+    return {
+        "benchmark": "label-directions", "quick": quick, "device": str(model.device), "preset": "stylegan-digits",
+        "train_steps": cfg.steps, "image_size": cfg.image_size, "reused_run": reused,
+        "train_seconds_from_log": train_seconds,
+        "classifier": {"data": cfg.data, "steps": info["steps"], "train_images": info["train_images"],
+                       "heldout_images": info["heldout_images"], "heldout_accuracy": info["heldout_accuracy"]},
+        "sampled": samples, "confidence": confidence, "confident_per_class": summary["confident_per_class"],
+        "classes": summary["classes"], "skipped_classes": summary["skipped_classes"],
+        "boundary_accuracy": summary["boundary_accuracy"],
+        "boundary_accuracy_mean": round(float(found.boundary_accuracy.mean()), 4),
+        "edit_success": success,
+        "seconds": {"train_wall": round(train_wall, 1), "train_cpu": round(train_cpu, 1),
+                    "directions_wall": round(directions_wall, 1), "directions_cpu": round(directions_cpu, 1)},
+        "threads": torch.get_num_threads(),
     }
 
 

@@ -205,18 +205,18 @@ def classifier_for_data(spec: str, size: int, channels: int, directory: Path | N
     return model
 
 
-def heldout_classifier(spec: str, size: int, channels: int, holdout: float = 0.2,
+def heldout_classifier(spec: str, size: int, channels: int, holdout: float = 0.2, steps: int = 0,
                        log: Any = None) -> tuple[Classifier, dict[str, Any]]:
     """The standard classifier trained on ``1 - holdout`` of the labelled data ``spec`` (a seeded,
     per-class split), and its info: ``heldout_accuracy`` on the rest, ``class_names``, image counts.
 
     For labelling generated images (InterFaceGAN-style directions): the accuracy reported is that
-    of the very classifier that labels them. Cached like :func:`classifier_for_data`."""
+    of the very classifier that labels them. Cached like :func:`classifier_for_data`; ``steps`` 0 means the standard recipe's DEFAULT_STEPS."""
     from ..data import load_data
 
     if not 0 < holdout < 1:
         raise GancvError(f"the held-out fraction must be in (0, 1), got {holdout}")
-    recipe = TrainRecipe(steps=DEFAULT_STEPS)
+    recipe = TrainRecipe(steps=steps or DEFAULT_STEPS)
     key = {"data": spec, "size": size, "channels": channels, "recipe": recipe.__dict__, "holdout": holdout, "version": 1}
     where = cache_root() / "classifiers" / f"{_slug(spec)}-{size}px-{channels}c-heldout-{cache_key(key)}"
     cached = load_classifier(where)
@@ -245,7 +245,7 @@ def heldout_classifier(spec: str, size: int, channels: int, holdout: float = 0.2
     model = train_classifier(bundle.x[~test], bundle.y[~test], bundle.num_classes, recipe, size=size, channels=channels)
     info = {"data": spec, "num_classes": bundle.num_classes, "class_names": list(bundle.class_names),
             "train_images": int((~test).sum()), "heldout_images": int(test.sum()),
-            "heldout_accuracy": round(accuracy(model, bundle.x[test], bundle.y[test]), 4)}
+            "heldout_accuracy": round(accuracy(model, bundle.x[test], bundle.y[test]), 4), "steps": recipe.steps}
     save_classifier(model, where, {"info": info, "key": key})
     return model, info
 

@@ -185,7 +185,7 @@ class StyleGANModel(GenerativeModel):
         A conditional model (and no ``data``): a linear classifier on w sampled per class. Otherwise
         InterFaceGAN's recipe on ``samples`` generated images labelled by a classifier trained on the
         labelled real data ``data`` (default: the data set the model was trained on)."""
-        from ..directions import LabelDirections, classifier_directions, label_directions
+        from ..directions import LabelDirections, check_sampling, classifier_directions, label_directions
         from ..metrics.classifier import heldout_classifier
 
         if self.conditional and data is None:
@@ -194,6 +194,7 @@ class StyleGANModel(GenerativeModel):
                                    [str(c) for c in range(self.num_classes)], acc, "conditional mapping",
                                    sampled=samples_per_class * self.num_classes,
                                    counts=[samples_per_class] * self.num_classes)
+        check_sampling(samples, confidence)
         spec = data or self.info["data"].get("spec")
         if not spec:
             raise GancvError("this model is unconditional and its config names no training data; label directions "
