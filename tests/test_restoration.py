@@ -11,6 +11,7 @@ from gancv.data.degrade import MASK_KINDS, degrade, random_masks
 from gancv.errors import GancvError
 from gancv.models import DISCRIMINATORS, GENERATORS, build
 from gancv.models.restoration import INPAINT, SR
+from gancv.nn.fill import diffusion_fill, prefill, telea_fill
 from gancv.tiling import tiled_apply
 
 SMALL = {"srresnet": {"width": 8, "blocks": 2}, "rrdb": {"width": 8, "blocks": 1, "growth": 4},
@@ -112,6 +113,57 @@ def test_inpaint_generator_and_discriminators():
     assert logits.dim() == 2 and logits.shape[0] == 2
     P = build("discriminator", {"name": "sn-patchgan", "channels": 3, "width": 8})
     assert P(torch.zeros(2, 3, 32, 32)).shape[0] == 2 and len(P.features(torch.zeros(1, 3, 32, 32))) == 4
+
+
+@pytest.mark.parametrize("kind", ["diffusion", "biharmonic", "telea"])
+def test_prefill_generator_starts_at_the_classical_fill(kind):
+    torch.manual_seed(0)
+    G = build("generator", {"name": "gated-inpaint", "channels": 3, "width": 8, "prefill": kind})
+    img, mask = torch.rand(2, 3, 16, 20) * 2 - 1, torch.zeros(2, 1, 16, 20)
+    mask[:, :, 4:10, 5:12] = 1
+    out = G(img, mask)
+    # zero-initialised residual: step 0 is exactly the classical fill, known pixels included
+    assert torch.equal(out, prefill(kind, img, mask))
+    keep = (mask == 0).expand_as(img)
+    assert torch.equal(out[keep], img[keep]) if kind != "telea" else torch.allclose(out[keep], img[keep], atol=1e-6)
+    other = img.clone()
+    other[mask.bool().expand_as(other)] = 0.7
+    assert torch.equal(G(other, mask), out)  # still blind to the hole's content
+    with pytest.raises(GancvError, match="generator.prefill='blur'"):
+        build("generator", {"name": "gated-inpaint", "prefill": "blur"})
+
+
+def test_diffusion_fill_is_harmonic():
+    # Linear ramps are harmonic, so the Laplace fill of a hole in one recovers it; a constant stays constant.
+    ramp = torch.linspace(-1, 1, 32).expand(1, 1, 24, 32).repeat(2, 3, 1, 1).contiguous()
+    mask = torch.zeros(2, 1, 24, 32)
+    mask[0, :, 6:18, 8:20] = 1
+    mask[1, :, 2:22, 1:5] = 1  # a tall hole near the border: the fill extends from both sides
+    filled = diffusion_fill(ramp, mask, sweeps=200)
+    assert (filled - ramp).abs().max() < 2e-3
+    assert torch.equal(filled[(mask == 0).expand_as(ramp)], ramp[(mask == 0).expand_as(ramp)])
+    const = torch.full((1, 1, 9, 13), 0.3)
+    hole = torch.zeros(1, 1, 9, 13)
+    hole[..., :, :12] = 1  # only one known column
+    assert torch.allclose(diffusion_fill(const, hole), const, atol=1e-6)
+    assert diffusion_fill(const.bfloat16(), hole.bfloat16()).dtype == torch.bfloat16
+    # The biharmonic fill continues curvature: on a smooth bowl it beats the harmonic fill, which flattens it.
+    y, x = torch.meshgrid(torch.linspace(-1, 1, 24), torch.linspace(-1, 1, 32), indexing="ij")
+    bowl = (0.5 * (x**2 + y**2) - 0.5).expand(1, 3, 24, 32).contiguous()
+    inside = mask[:1]
+    err = {k: (prefill(k, bowl, inside) - bowl).abs().max() for k in ("diffusion", "biharmonic")}
+    assert err["biharmonic"] < 0.01 < err["diffusion"]
+    assert (prefill("biharmonic", ramp[:1], inside) - ramp[:1]).abs().max() < 1e-3
+    # Only the holes' bounding box is solved: a small hole in a large image equals the same hole in a small crop.
+    big, hole = torch.rand(1, 3, 64, 64) * 2 - 1, torch.zeros(1, 1, 64, 64)
+    hole[..., 30:36, 40:44] = 1
+    assert torch.allclose(prefill("biharmonic", big, hole)[..., 20:50, 30:60],
+                          prefill("biharmonic", big[..., 20:50, 30:60], hole[..., 20:50, 30:60]), atol=1e-5)
+    # Telea on a constant grey image fills the hole with that grey.
+    grey = torch.full((1, 3, 16, 16), 0.2)
+    hole = torch.zeros(1, 1, 16, 16)
+    hole[..., 4:9, 3:12] = 1
+    assert (telea_fill(grey, hole) - grey).abs().max() <= 2.5 / 127.5  # uint8 round trip: within 2 grey levels
 
 
 # ---- degradations and masks --------------------------------------------------------------------
@@ -297,6 +349,27 @@ def test_cli_inpaint_and_bad_input(inpaint_run, sr_run, tmp_path, capsys):
     assert code == 2
 
 
+def test_prefill_option_trains_and_is_used_by_inpaint(tmp_path, capsys):
+    run = tmp_path / "run"
+    gancv.train(make_config(None, TINY_INPAINT + ["generator.prefill=diffusion"]), out=run)
+    model = gancv.load(run, device="cpu")
+    assert model.generator.prefill == "diffusion"  # rebuilt from the exported config
+    img = _png(tmp_path / "img.png", (40, 36))
+    mask_arr = np.zeros((36, 40), np.uint8)
+    mask_arr[10:20, 10:25] = 255
+    Image.fromarray(mask_arr).save(tmp_path / "mask.png")
+    code, _, err = run_cli(capsys, "inpaint", run, img, "--mask", tmp_path / "mask.png", "--out", tmp_path / "o.png")
+    assert code == 0, err
+    out, src = np.array(Image.open(tmp_path / "o.png")), np.array(Image.open(img))
+    assert (out[mask_arr == 0] == src[mask_arr == 0]).all()
+    # Four training steps move the residual only a little off the harmonic fill it starts from.
+    x = torch.from_numpy(src).permute(2, 0, 1)[None].float() / 127.5 - 1
+    m = torch.from_numpy(mask_arr > 0)[None, None].float()
+    fill = ((diffusion_fill(x, m)[0].permute(1, 2, 0) + 1) * 127.5).round().numpy()
+    hole = mask_arr > 0
+    assert 0 < np.abs(out[hole].astype(float) - fill[hole]).mean() < 10
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["super-resolution", "inpainting"])
 def test_benchmark_quick(name, capsys):
@@ -311,7 +384,7 @@ def test_benchmark_quick(name, capsys):
         assert result["results"]["bicubic"]["psnr"] > 15 and result["lpips_reason"]
     else:
         assert result["known_pixels_exact"] is True
-        assert set(result["results"]) == {"telea", "navier_stokes", "ours"}
+        assert set(result["results"]) == {"telea", "navier_stokes", "ours", "biharmonic_fill_only"}
 
 
 @pytest.mark.slow  # builds and saves VGG19's 20M conv weights

@@ -377,10 +377,10 @@ register_preset(
     restoration={"scale": 2, "pretrain_steps": 5000}, **_SR,
 )
 register_preset(
-    "inpaint-photos", "gated-conv inpainting + global/local SN-PatchGAN (hinge) on photo crops, free-form and box holes",
+    "inpaint-photos", "gated-conv inpainting refining a biharmonic fill + global/local SN-PatchGAN (hinge) on photo crops, free-form and box holes",
     task="inpainting", data="photos", image_size=64, channels=3, batch_size=16, steps=20000, lr_g=1e-4, lr_d=1e-4,
     beta1=0.5, beta2=0.999, ema_kimg=0.0, sample_every=1000, checkpoint_every=1000, log_every=100,
-    generator={"name": "gated-inpaint", "width": 32}, discriminator={"name": "global-local-patchgan", "width": 32},
+    generator={"name": "gated-inpaint", "width": 32, "prefill": "biharmonic"}, discriminator={"name": "global-local-patchgan", "width": 32},
     restoration={"mask": "mixed", "pretrain_steps": 5000, "pixel_weight": 1.0, "adversarial_weight": 0.1,
                  "adversarial": "hinge"},
 )

@@ -214,6 +214,7 @@ def inpainting(quick: bool = False, device: str = "auto", log: Callable[[str], N
     import cv2
 
     from ..api import load
+    from ..config import PRESETS
     from ..metrics.reference import masked_psnr, masked_ssim
 
     # Sized for a shared 2-core CPU: the gated network runs at full resolution, so crops are 48 px.
@@ -226,6 +227,7 @@ def inpainting(quick: bool = False, device: str = "auto", log: Callable[[str], N
                  f"checkpoint_every={steps}"]
     real = _test_crops(8 if quick else None, crop)
     masks = _masks(len(real), crop)
+    prefill = PRESETS.get("inpaint-photos").overrides["generator"].get("prefill", "none")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         folder = _write_training_folder(root)
@@ -235,6 +237,11 @@ def inpainting(quick: bool = False, device: str = "auto", log: Callable[[str], N
     known = (masks == 0).expand_as(real)
     methods = {"telea": _cv2_inpaint(real, masks, cv2.INPAINT_TELEA), "navier_stokes": _cv2_inpaint(real, masks, cv2.INPAINT_NS),
                "ours": ours}
+    if prefill != "none":
+        # The classical fill our network starts from (its step 0), scored alone: what training adds is ours minus this.
+        from ..nn.fill import prefill as fill
+
+        methods[f"{prefill}_fill_only"] = ((fill(prefill, real.float() / 127.5 - 1, masks) + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
     results = {name: {"hole_psnr": round(masked_psnr(out, real, masks), 3), "hole_ssim": round(masked_ssim(out, real, masks), 4)}
                for name, out in methods.items()}
     gain = results["ours"]["hole_psnr"] - results["telea"]["hole_psnr"]
@@ -243,7 +250,7 @@ def inpainting(quick: bool = False, device: str = "auto", log: Callable[[str], N
         "test_set": {"held_out_photos": ["chelsea", "motorcycle"], "crops": len(real), "size": crop,
                      "photo_short_side": SIDE, "masks": "mixed free-form/box, seed 1234",
                      "hole_fraction": round(float(masks.mean()), 3)},
-        "train": {"preset": "inpaint-photos", "width": width, "photos": 8, "crop": crop, "batch_size": batch, "lr_g": 5e-4,
+        "train": {"preset": "inpaint-photos", "width": width, "prefill": prefill, "photos": 8, "crop": crop, "batch_size": batch, "lr_g": 5e-4,
                   "reconstruction_steps": pre_steps, "gan_steps": gan_steps, "train_seconds": seconds},
         "results": results,
         "known_pixels_exact": bool((ours[known] == real[known]).all()),

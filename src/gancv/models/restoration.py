@@ -9,6 +9,7 @@ and its class attribute ``family`` says which task uses it ("super-resolution", 
 * :class:`RRDBNet` (Wang et al. 2018, ESRGAN): residual-in-residual dense blocks, residual scaling 0.2;
 * :class:`GatedInpaintNet` (Yu et al. 2019, DeepFill v2): gated convolutions learn a soft,
   per-pixel validity mask at every layer, so free-form holes need no hand-written mask update;
+  with ``prefill`` it refines a classical fill of the hole (``gancv.nn.fill``) instead;
 * :class:`PatchDiscriminator`: SN-PatchGAN (Miyato et al. 2018; Yu et al. 2019), one logit per patch;
 * :class:`GlobalLocalDiscriminator`: a global PatchGAN on the whole image plus a local one on a
   crop around the hole (Iizuka et al. 2017).
@@ -26,6 +27,7 @@ from torch import nn
 from torch.nn.utils import spectral_norm
 
 from ..errors import GancvError
+from ..nn.fill import PREFILLS, prefill
 from .base import ConfigModule, check_shape, register
 
 SR = "super-resolution"
@@ -159,9 +161,11 @@ class GatedConv(nn.Module):
 class GatedInpaintNet(ConfigModule):
     family = INPAINT
 
-    def __init__(self, channels: int = 3, width: int = 32, dilations: tuple[int, ...] = (2, 4, 8, 16)):
+    def __init__(self, channels: int = 3, width: int = 32, dilations: tuple[int, ...] = (2, 4, 8, 16), prefill: str = "none"):
         super().__init__()
-        self.channels = channels
+        if prefill not in PREFILLS:
+            raise GancvError(f"generator.prefill={prefill!r}: choose one of {', '.join(PREFILLS)}")
+        self.channels, self.prefill = channels, prefill
         w = width
         self.enc1 = nn.Sequential(GatedConv(channels + 1, w, 5), GatedConv(w, w))
         self.enc2 = nn.Sequential(GatedConv(w, 2 * w, 3, 2), GatedConv(2 * w, 2 * w))
@@ -171,24 +175,34 @@ class GatedInpaintNet(ConfigModule):
         self.dec2 = nn.Sequential(GatedConv(4 * w + 2 * w, 2 * w), GatedConv(2 * w, 2 * w))
         self.dec1 = nn.Sequential(GatedConv(2 * w + w, w), GatedConv(w, w // 2))
         self.out = nn.Conv2d(w // 2, channels, 3, 1, 1)
+        if prefill != "none":
+            # A residual on top of the classical fill that starts at zero: step 0 is the fill
+            # itself, and training only has to add what smooth continuation misses (texture,
+            # edges), as the SR networks start from bicubic.
+            _zero_last(self.out)
 
     multiple = 4  # two stride-2 stages: input sides must be multiples of 4 (callers pad)
 
     def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """``image`` in [-1, 1], ``mask`` 1 = hole; returns the full predicted image in [-1, 1]."""
+        """``image`` in [-1, 1], ``mask`` 1 = hole; returns the full predicted image in [-1, 1] (with a
+        prefill, fill + residual, not clamped)."""
         check_shape("GatedInpaintNet image", image, (None, self.channels, None, None))
         check_shape("GatedInpaintNet mask", mask, (image.shape[0], 1, image.shape[2], image.shape[3]))
         if image.shape[2] % self.multiple or image.shape[3] % self.multiple:
             raise GancvError(f"GatedInpaintNet needs sides divisible by {self.multiple}, got {tuple(image.shape[2:])}; "
                              "pad the image (gancv.tiling.pad_to_multiple)")
-        # The hole is zeroed so the network cannot see (or learn to copy) what it must fill.
-        x = torch.cat([image * (1 - mask), mask], dim=1)
+        # The hole is zeroed or classically filled from the known pixels: either way the network
+        # cannot see (or learn to copy) what it must fill.
+        base = prefill(self.prefill, image, mask)
+        x = torch.cat([base, mask], dim=1)
         e1 = self.enc1(x)
         e2 = self.enc2(e1)
         e3 = self.middle(self.enc3(e2))
         d2 = self.dec2(torch.cat([F.interpolate(e3, scale_factor=2, mode="nearest"), e2], 1))
         d1 = self.dec1(torch.cat([F.interpolate(d2, scale_factor=2, mode="nearest"), e1], 1))
-        return torch.tanh(self.out(d1))
+        if self.prefill == "none":
+            return torch.tanh(self.out(d1))
+        return base + self.out(d1)  # unbounded: the caller clamps (a tanh would squash the fill)
 
 
 def composite(predicted: torch.Tensor, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

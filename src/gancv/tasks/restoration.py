@@ -29,7 +29,7 @@ from ..models.base import REGISTRIES
 from ..models.perceptual import VGG19_FILE, VGGFeatures, find_vgg_weights, hub_candidates, perceptual_loss
 from ..models.restoration import INPAINT, SR, composite
 from ..training.checkpoint import export_model
-from ..training.loop import OptimizerSpec, Phase
+from ..training.loop import OptimizerSpec, Phase, linear_decay
 from ..training.stream import Batch
 from . import TASKS
 from .restoring import InpaintingModel, SuperResolutionModel
@@ -104,6 +104,18 @@ class _RestorationTask:
     def stage(self, step: int | None = None) -> Stage:
         step = self.step if step is None else step
         return next(s for s in self.stages if step < s.until)
+
+    def lr_factor(self, step: int) -> float:
+        """``lr_decay_start`` applied within each stage: constant, then linear decay to ~0 at the
+        stage's end. The PSNR model is annealed before the switch (its best PSNR), and the GAN
+        stage starts again from the base LR instead of inheriting a decayed one."""
+        begin = 0
+        for s in self.stages:
+            end = min(s.until, self.cfg.steps)
+            if step < s.until:
+                return linear_decay(step - begin, max(1, int(end) - begin), self.cfg.lr_decay_start)
+            begin = int(s.until)
+        return 1.0
 
     def phases(self) -> list[Phase]:
         stage = self.stage()  # self.step is set by the training loop before each step
@@ -304,7 +316,7 @@ class InpaintingTask(_RestorationTask):
 
         m = self.fixed_masks
         with eval_mode(nets["generator"]):
-            filled = composite(nets["generator"](self.fixed, m), self.fixed, m)
+            filled = composite(nets["generator"](self.fixed, m), self.fixed, m).clamp(-1, 1)
         holes = self.fixed * (1 - m) + m  # holes shown white, as in the mask files users give
         save_grid(torch.cat([holes, filled, self.fixed]), path, nrow=len(m), scale=max(1, 64 // m.shape[-1]))
 
