@@ -199,6 +199,22 @@ def test_sr_run_trains_both_stages_and_exports(sr_run):
     assert (sr_run / "samples.png").is_file()
 
 
+def test_lr_decays_within_each_stage():
+    from types import SimpleNamespace
+
+    from gancv.tasks.restoration import SuperResolutionTask, make_stages
+
+    cfg = make_config(None, TINY_SR + ["steps=150", "restoration.pretrain_steps=100", "lr_decay_start=0.5"])
+    task = SimpleNamespace(cfg=cfg, stages=make_stages(cfg))
+    f = [SuperResolutionTask.lr_factor(task, s) for s in range(150)]
+    assert f[0] == f[50] == 1.0 and 0 < f[99] < 0.05  # the PSNR stage anneals before the switch...
+    assert f[100] == f[124] == 1.0 and 0 < f[149] < 0.1  # ...and the GAN stage starts again at the base LR
+    assert all(a >= b for a, b in zip(f[:100], f[1:100])) and all(a >= b for a, b in zip(f[100:], f[101:]))
+    constant = make_config(None, TINY_SR + ["steps=150", "restoration.pretrain_steps=100"])
+    assert {SuperResolutionTask.lr_factor(SimpleNamespace(cfg=constant, stages=make_stages(constant)), s)
+            for s in range(150)} == {1.0}
+
+
 def test_sr_resume_continues_the_stage_counter(sr_run, tmp_path):
     import shutil
 

@@ -12,7 +12,8 @@ batch holds many images), and the held-out ones are cut into non-overlapping
   model after GAN fine-tuning; PSNR/SSIM (torchmetrics) on RGB, LPIPS when it can run offline.
   Also: seconds to upscale one 512x512 image x4 with tiling on this machine's CPU.
 * inpainting: seeded free-form and box masks; OpenCV Telea and Navier-Stokes vs. ours; PSNR and
-  SSIM inside the hole only.
+  SSIM inside the hole only. When the preset's network refines a classical fill
+  (``generator.prefill``), that fill is scored alone too, so what training adds is visible.
 """
 from __future__ import annotations
 
@@ -111,11 +112,13 @@ def super_resolution(quick: bool = False, device: str = "auto", log: Callable[[s
 
     scale = 4
     # Full settings are sized for a shared 2-core CPU (minutes, not hours); a GPU run can raise them.
-    psnr_steps, gan_steps = (12, 4) if quick else (1000, 150)
+    psnr_steps, gan_steps = (12, 4) if quick else (8000, 150)
     width, blocks = (8, 1) if quick else (32, 4)
-    lr_g = 5e-4
+    # Linear decay over the last 70 % of each stage (restoration's lr_factor): the PSNR model ends
+    # annealed; at 3,000 steps this gave +0.80 dB over bicubic against +0.68 dB at 1,000 constant-LR steps.
+    lr_g, decay = 5e-4, 0.3
     common = [f"data=folder:{{folder}}", f"image_size={TILE}", f"restoration.crop={CROP}", "batch_size=16",
-              f"steps={psnr_steps}", f"restoration.pretrain_steps={psnr_steps}", f"generator.width={width}",
+              f"steps={psnr_steps}", f"restoration.pretrain_steps={psnr_steps}", f"lr_decay_start={decay}", f"generator.width={width}",
               f"generator.blocks={blocks}", "generator.upsample=direct", "discriminator.width=32", f"lr_g={lr_g}", "progress=false", f"device={device}",
               f"log_every={max(1, psnr_steps // 10)}", f"sample_every={psnr_steps}", f"checkpoint_every={psnr_steps}"]
     hr = _test_crops(8 if quick else None)
@@ -145,7 +148,7 @@ def super_resolution(quick: bool = False, device: str = "auto", log: Callable[[s
         "test_set": {"held_out_photos": ["chelsea", "motorcycle"], "crops": len(hr), "hr_size": CROP,
                      "photo_short_side": SIDE, "degradation": "antialiased bicubic downscale"},
         "train": {"preset": "srresnet-x4", "generator": {"name": "srresnet", "width": width, "blocks": blocks, "upsample": "direct"},
-                  "photos": 8, "crop": CROP, "batch_size": 16, "lr_g": lr_g, "psnr_steps": psnr_steps, "gan_steps": gan_steps,
+                  "photos": 8, "crop": CROP, "batch_size": 16, "lr_g": lr_g, "lr_decay_start": decay, "psnr_steps": psnr_steps, "gan_steps": gan_steps,
                   "psnr_train_seconds": psnr_seconds, "gan_train_seconds": gan_seconds,
                   "perceptual": "discriminator feature matching (no VGG19 weights offline)"},
         "results": results,
