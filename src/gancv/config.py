@@ -280,8 +280,11 @@ def _stylegan(channel_base: int, channel_max: int, w_dim: int, mapping_layers: i
 
 register_preset(
     "stylegan-faces", "StyleGAN2-style G/D on the LFW faces (faces:train, 90 faces + mirrors), 32 px gray, CPU-sized",
-    data="faces:train", image_size=32, channels=1, batch_size=16, steps=1500, z_dim=64, ema_kimg=1.0,
-    r1_gamma=1.0, r1_every=16, style_mixing=0.5, log_every=50, sample_every=250, checkpoint_every=250,
+    # DiffAugment: with 180 images D overfits (D(real) climbed steadily without it) and G's samples
+    # kept speckle artefacts at 2,000 steps; with it the 3,000-step faces were clearly smoother.
+    data="faces:train", image_size=32, channels=1, batch_size=16, steps=5000, z_dim=64, ema_kimg=1.0,
+    r1_gamma=1.0, r1_every=16, style_mixing=0.5, augment="color,translation,cutout",
+    log_every=50, sample_every=500, checkpoint_every=500,
     **_stylegan(channel_base=512, channel_max=64, w_dim=128, mapping_layers=4),
 )
 register_preset(
