@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+from omegaconf import DictConfig
 
 from . import BENCHMARKS
 
@@ -30,6 +31,29 @@ def _train_seconds(run: Path) -> float:
     return round(seconds, 1)
 
 
+# --quick's StyleGAN: small enough to train 20 steps in seconds, every stage of the protocol kept.
+_TINY_STYLEGAN = ["steps=20", "batch_size=8", "z_dim=16", "generator.channel_base=64", "generator.channel_max=16",
+                  "generator.w_dim=32", "discriminator.channel_base=64", "discriminator.channel_max=16",
+                  "sample_every=1000", "checkpoint_every=1000"]
+
+
+def _reuse_or_train(cfg: DictConfig, run: Path, device: str, log: Callable[[str], None], quick: bool) -> bool:
+    """The full benchmarks reuse the README's complete run (resuming a partial one); --quick always
+    trains in ``run``. Returns whether a complete run was reused."""
+    from ..api import train
+
+    if not quick and _complete(run, cfg.steps):
+        log(f"reusing the complete run {run} (delete it to retrain)")
+        return True
+    resume = not quick and (run / "checkpoints").is_dir() and any((run / "checkpoints").iterdir())
+    log(f"training {cfg.preset} ({cfg.steps} steps) in {run}" + (" (resuming)" if resume else ""))
+    if resume:
+        train({"steps": cfg.steps, "device": device, "progress": False}, resume=run)
+    else:
+        train(cfg, out=run)
+    return False
+
+
 def _complete(run: Path, steps: int) -> bool:
     metrics = run / "metrics.jsonl"
     if not (run / "model" / "config.json").is_file() or not metrics.is_file():
@@ -40,7 +64,7 @@ def _complete(run: Path, steps: int) -> bool:
 
 @BENCHMARKS.register("inversion", description="stylegan-faces: project held-out LFW faces (W+ and W), PSNR vs random w")
 def inversion(quick: bool = False, device: str = "auto", log: Callable[[str], None] | None = None) -> dict:
-    from ..api import load, train
+    from ..api import load
     from ..config import make_config
     from ..data import load_data
     from ..inversion import psnr
@@ -48,25 +72,14 @@ def inversion(quick: bool = False, device: str = "auto", log: Callable[[str], No
 
     log = log or (lambda msg: None)
     if quick:
-        overrides = ["image_size=16", "steps=20", "batch_size=8", "z_dim=16", "generator.channel_base=64",
-                     "generator.channel_max=16", "generator.w_dim=32", "discriminator.channel_base=64",
-                     "discriminator.channel_max=16", "sample_every=1000", "checkpoint_every=1000"]
+        overrides = ["image_size=16", *_TINY_STYLEGAN]
         faces, proj_steps, n_random = 2, 40, 8
     else:
         overrides, faces, proj_steps, n_random = [], 10, 300, 64
     cfg = make_config("stylegan-faces", overrides + [f"device={device}", "progress=false"])
     with tempfile.TemporaryDirectory() as tmp:
         run = Path(tmp) / "run" if quick else FULL_RUN
-        reused = not quick and _complete(run, cfg.steps)
-        if reused:
-            log(f"reusing the complete run {run} (delete it to retrain)")
-        else:
-            resume = not quick and (run / "checkpoints").is_dir() and any((run / "checkpoints").iterdir())
-            log(f"training stylegan-faces ({cfg.steps} steps) in {run}" + (" (resuming)" if resume else ""))
-            if resume:
-                train({"steps": cfg.steps, "device": device, "progress": False}, resume=run)
-            else:
-                train(cfg, out=run)
+        reused = _reuse_or_train(cfg, run, device, log, quick)
         train_seconds = _train_seconds(run)
         model = load(run, device=device)
         held = load_data("faces:heldout", image_size=model.shape[-1], channels=model.shape[0]).x[:faces]
@@ -121,16 +134,14 @@ def label_directions(quick: bool = False, device: str = "auto", log: Callable[[s
     """Train (or reuse) an unconditional StyleGAN on the digits, find one W direction per digit from
     generated images labelled by a classifier trained on 80 % of the real digits, and measure on fresh
     samples how often moving along a digit's direction makes the classifier see that digit."""
-    from ..api import load, train
+    from ..api import load
     from ..config import make_config
     from ..directions import classifier_directions, edit_success
     from ..metrics.classifier import heldout_classifier
 
     log = log or (lambda msg: None)
     if quick:
-        overrides = ["steps=20", "batch_size=8", "z_dim=16", "generator.channel_base=64", "generator.channel_max=16",
-                     "generator.w_dim=32", "discriminator.channel_base=64", "discriminator.channel_max=16",
-                     "sample_every=1000", "checkpoint_every=1000"]
+        overrides = list(_TINY_STYLEGAN)
         # a 20-step model's digits are blobs the classifier is rarely sure of: a lower bar keeps every class
         clf_steps, samples, eval_samples, confidence = 100, 512, 100, 0.3
     else:
@@ -140,12 +151,7 @@ def label_directions(quick: bool = False, device: str = "auto", log: Callable[[s
     wall0, cpu0 = time.perf_counter(), time.process_time()
     with tempfile.TemporaryDirectory() as tmp:
         run = Path(tmp) / "run" if quick else DIGITS_RUN
-        reused = not quick and _complete(run, cfg.steps)
-        if reused:
-            log(f"reusing the complete run {run} (delete it to retrain)")
-        else:
-            log(f"training stylegan-digits ({cfg.steps} steps) in {run}")
-            train(cfg, out=run)
+        reused = _reuse_or_train(cfg, run, device, log, quick)
         train_seconds = _train_seconds(run)
         train_wall, train_cpu = time.perf_counter() - wall0, time.process_time() - cpu0
         model = load(run, device=device)
