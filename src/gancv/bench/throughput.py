@@ -16,6 +16,7 @@ with ``torch.utils.flop_counter`` (the same count serves both paths: same model,
 from __future__ import annotations
 
 import contextlib
+import math
 import resource
 import statistics
 import tempfile
@@ -135,7 +136,7 @@ def _reset_peak(device: torch.device) -> None:
 
 
 def run_case(model: str, batch: int, device: torch.device, *, quick: bool, overrides: list[str],
-             iters: int, warm: int, rounds: int, log: Callable[[str], None]) -> dict[str, Any]:
+             iters: int, warm: int, rounds: int, log: Callable[[str], None], min_round_s: float = 0.0) -> dict[str, Any]:
     from ..config import make_config
     from ..models import GENERATORS, DISCRIMINATORS, build
     from ..training.loop import Trainer
@@ -176,8 +177,11 @@ def run_case(model: str, batch: int, device: torch.device, *, quick: bool, overr
         flops = counter.get_total_flops()
 
         with _reference_backend_flags():
-            _timed(lambda i: ref(real[i % 4]), warm, device)
+            ref_warm = _timed(lambda i: ref(real[i % 4]), warm, device)
         _timed(lambda i: trainer.train_step(), warm, device)
+        # Rounds of at least min_round_s: 5 steps of a 15 ms MLP step are 75 ms, where one
+        # scheduler hiccup moves the ratio by 30 %; a slow DCGAN step keeps the given iters.
+        iters = max(iters, math.ceil(min_round_s * warm / max(ref_warm, 1e-9)))
         setup_s = time.perf_counter() - t0
         ref_s, ours_s = [], []
         ref_mem = ours_mem = None
@@ -275,8 +279,9 @@ def throughput(quick: bool = False, device: str = "auto", log: Callable[[str], N
         iters, warm, rounds = 100, 25, 3
     else:
         iters, warm, rounds = 5, 2, 3
+    min_round_s = 0.0 if quick or dev.type == "cuda" else 2.0
     results = [run_case(m, b, dev, quick=quick, overrides=list(overrides or []), iters=iters, warm=warm,
-                        rounds=rounds, log=log) for m, b in cases]
+                        rounds=rounds, log=log, min_round_s=min_round_s) for m, b in cases]
     return {
         "benchmark": "throughput", "quick": quick, "device": str(dev),
         "device_name": results[0]["device_name"] if results else str(dev),
