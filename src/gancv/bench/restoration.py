@@ -202,17 +202,6 @@ def _masks(n: int, size: int, seed: int = 1234) -> torch.Tensor:
     return random_masks(n, size, "mixed", torch.Generator().manual_seed(seed))
 
 
-def _cv2_inpaint(images: torch.Tensor, masks: torch.Tensor, flag: int) -> torch.Tensor:
-    import cv2
-
-    out = []
-    for img, m in zip(images, masks):
-        arr = np.ascontiguousarray(img.permute(1, 2, 0).numpy())
-        filled = cv2.inpaint(arr, (m[0].numpy() > 0).astype(np.uint8) * 255, 3, flag)
-        out.append(torch.from_numpy(filled).permute(2, 0, 1))
-    return torch.stack(out)
-
-
 @BENCHMARKS.register("inpainting", description="inpainting on held-out photo crops: OpenCV Telea / Navier-Stokes vs ours, in the hole")
 def inpainting(quick: bool = False, device: str = "auto", log: Callable[[str], None] | None = None) -> dict:
     import cv2
@@ -220,6 +209,7 @@ def inpainting(quick: bool = False, device: str = "auto", log: Callable[[str], N
     from ..api import load
     from ..config import PRESETS
     from ..metrics.reference import masked_psnr, masked_ssim
+    from ..nn.fill import opencv_inpaint
 
     # Sized for a shared 2-core CPU: the gated network runs at full resolution, so crops are 48 px.
     pre_steps, gan_steps = (12, 4) if quick else (500, 100)
@@ -239,7 +229,7 @@ def inpainting(quick: bool = False, device: str = "auto", log: Callable[[str], N
         model = load(root / "run", device=device)
         ours = torch.stack([model.inpaint(img, (m[0] * 255).to(torch.uint8), precision="fp32") for img, m in zip(real, masks)])
     known = (masks == 0).expand_as(real)
-    methods = {"telea": _cv2_inpaint(real, masks, cv2.INPAINT_TELEA), "navier_stokes": _cv2_inpaint(real, masks, cv2.INPAINT_NS),
+    methods = {"telea": opencv_inpaint(real, masks, cv2.INPAINT_TELEA), "navier_stokes": opencv_inpaint(real, masks, cv2.INPAINT_NS),
                "ours": ours}
     if prefill != "none":
         # The classical fill our network starts from (its step 0), scored alone: what training adds is ours minus this.

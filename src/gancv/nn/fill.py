@@ -83,18 +83,27 @@ def biharmonic_fill(image: torch.Tensor, mask: torch.Tensor, steps: int = CG_STE
     return u.to(image.dtype)
 
 
+def opencv_inpaint(images: torch.Tensor, masks: torch.Tensor, flag: int, radius: int = 3) -> torch.Tensor:
+    """OpenCV's ``cv2.inpaint`` (``flag``: Telea or Navier-Stokes) on uint8 (N, C, H, W) CPU images,
+    one image at a time; masks (N, 1, H, W), > 0 = hole. Returns uint8 (N, C, H, W)."""
+    import cv2
+
+    out = []
+    for img, m in zip(images, masks):
+        arr = np.ascontiguousarray(img.permute(1, 2, 0).numpy())
+        filled = cv2.inpaint(arr, (m[0].numpy() > 0).astype(np.uint8) * 255, radius, flag)
+        out.append(torch.from_numpy(filled.reshape(arr.shape)).permute(2, 0, 1))  # 1 channel comes back 2-D
+    return torch.stack(out)
+
+
 def telea_fill(image: torch.Tensor, mask: torch.Tensor, radius: int = 3) -> torch.Tensor:
     """OpenCV Telea in uint8 on the CPU, per image; known pixels keep their exact input values."""
     import cv2
 
     u8 = ((image.detach().float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu()
     holes = (mask.detach() > 0.5).cpu()
-    out = []
-    for img, m in zip(u8, holes):
-        arr = np.ascontiguousarray(img.permute(1, 2, 0).numpy())
-        filled = cv2.inpaint(arr, m[0].numpy().astype(np.uint8) * 255, radius, cv2.INPAINT_TELEA)
-        out.append(torch.from_numpy(filled.reshape(arr.shape)).permute(2, 0, 1))
-    filled = torch.stack(out).to(image.device, torch.float32) / 127.5 - 1
+    filled = opencv_inpaint(u8, holes.to(torch.uint8), cv2.INPAINT_TELEA, radius)
+    filled = filled.to(image.device, torch.float32) / 127.5 - 1
     return torch.where(holes.to(image.device), filled, image.float()).to(image.dtype)
 
 
