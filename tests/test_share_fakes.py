@@ -1,4 +1,5 @@
-"""share_fakes: G steps first and D judges the very same fakes (the classic MLP GAN recipe)."""
+"""share_fakes: G steps first and D judges the very same fakes (the classic MLP GAN recipe);
+joint_d_forward: D judges real and fake in one forward where that is exact."""
 import pytest
 import torch
 
@@ -7,6 +8,7 @@ from gancv.errors import GancvError
 from gancv.training.loop import Trainer
 
 MLP = ["generator.name=mlp", "generator.hidden=[16,32]", "discriminator.name=mlp", "discriminator.hidden=[32,16]"]
+SEPARATE_D = "joint_d_forward=false"  # the call-order tests below count D's real and fake forwards
 
 
 @pytest.fixture
@@ -26,7 +28,7 @@ def record_calls(tr):
 
 @pytest.mark.parametrize("share", [False, True])
 def test_one_generator_forward_per_step_and_d_judges_those_fakes(share, trainer, tmp_path):
-    tr = trainer(tmp_path, f"share_fakes={str(share).lower()}")
+    tr = trainer(tmp_path, f"share_fakes={str(share).lower()}", SEPARATE_D)
     tr.train_step()
     calls, hooks = record_calls(tr)
     tr.train_step()
@@ -56,7 +58,7 @@ def test_share_fakes_is_deterministic_and_changes_training(trainer, tmp_path):
 
 
 def test_conditional_d_sees_the_labels_the_fakes_were_drawn_for(trainer, tmp_path):
-    tr = trainer(tmp_path, "share_fakes=true", "conditional=true")
+    tr = trainer(tmp_path, "share_fakes=true", "conditional=true", SEPARATE_D)
     seen = []
     run_d = tr.task.run_D
     tr.task.run_D = lambda x, labels: (seen.append((x.detach().clone(), labels)), run_d(x, labels))[1]
@@ -75,3 +77,32 @@ def test_conditional_d_sees_the_labels_the_fakes_were_drawn_for(trainer, tmp_pat
 def test_incompatible_settings_are_refused(extra, words, trainer, tmp_path):
     with pytest.raises(GancvError, match=words):
         trainer(tmp_path, "share_fakes=true", *extra)
+
+
+@pytest.mark.parametrize("extra", [[], ["conditional=true"], ["pack=2"]], ids=["plain", "conditional", "pack2"])
+def test_joint_d_forward_is_one_call_with_the_same_logits(extra, trainer, tmp_path):
+    # fp32 matmuls: bf16 products would round differently at another batch size
+    tr = trainer(tmp_path, "share_fakes=true", "discriminator.dropout=0.0", "matmul_precision=highest", *extra)
+    assert tr.task.joint_d
+    seen = []
+    run_d = tr.task.run_D
+    tr.task.run_D = lambda x, labels: (seen.append((x.detach().clone(), labels)), run_d(x, labels))[1]
+    logged = tr.train_step()
+    (x_g, _), (x_d, labels) = seen  # G phase: D(fake); D phase: one D(real + the same fake)
+    n = x_g.shape[0]
+    assert x_d.shape[0] == 2 * n and torch.equal(x_d[n:], x_g.detach())
+    if "conditional=true" in extra:
+        assert labels.shape[0] == 2 * n
+    # The logged D means are those of two separate forwards (the D step's weights: before its update).
+    tr2 = trainer(tmp_path / "b", "share_fakes=true", "discriminator.dropout=0.0", "matmul_precision=highest",
+                  SEPARATE_D, *extra)
+    logged2 = tr2.train_step()
+    for key in ("d_real", "d_fake", "d_loss", "g_loss"):
+        assert float(logged[key]) == pytest.approx(float(logged2[key]), rel=1e-5, abs=1e-6), key
+
+
+@pytest.mark.parametrize("extra", [["discriminator.spectral_norm=true"], ["discriminator.name=dcgan", "discriminator.width=8"]],
+                         ids=["spectral-norm", "batchnorm"])
+def test_joint_d_forward_is_off_where_it_would_change_the_maths(extra, trainer, tmp_path):
+    assert not trainer(tmp_path, *extra).task.joint_d
+    assert not trainer(tmp_path / "off", SEPARATE_D).task.joint_d

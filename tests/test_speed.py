@@ -11,7 +11,7 @@ from gancv.errors import GancvError
 from gancv.training import precision
 from gancv.training.loop import Trainer
 
-PLAIN = ["amp=off", "channels_last=off", "fused_optim=off", "compile=off", "cuda_graph=off"]
+PLAIN = ["amp=off", "matmul_precision=highest", "channels_last=off", "fused_optim=off", "compile=off", "cuda_graph=off"]
 MLP_NO_BN = ["generator.name=mlp", "generator.hidden=[32,64]", "generator.batchnorm=false",
              "discriminator.name=mlp", "discriminator.hidden=[64,32]", "discriminator.dropout=0.0"]
 
@@ -54,6 +54,34 @@ def test_each_switch_matches_plain_fp32(tiny_overrides, tmp_path, switch, rtol, 
     for key in plain_w:
         diff = (plain_w[key] - fast_w[key]).abs().mean().item()
         assert diff <= wtol, (switch, key, diff)
+
+
+def test_matmul_precision_medium_matches_fp32_and_holds_only_during_the_step(tiny_overrides, tmp_path, monkeypatch):
+    # An MLP: all of its FLOPs are matmuls, which is where the switch acts.
+    mlp = tiny_overrides + PLAIN + MLP_NO_BN
+    seen = []
+    step = Trainer._step
+    monkeypatch.setattr(Trainer, "_step", lambda self, b: seen.append(torch.get_float32_matmul_precision()) or step(self, b))
+    _, plain_losses, plain_w = run_steps(tmp_path, mlp, name="plain")
+    before = torch.get_float32_matmul_precision()
+    trainer, fast_losses, fast_w = run_steps(tmp_path, mlp + ["matmul_precision=medium"], name="fast")
+    assert seen == ["highest"] * 3 + ["medium"] * 3
+    assert torch.get_float32_matmul_precision() == before == "highest"  # sampling, metrics, other code untouched
+    assert "'medium' precision" in trainer.plan.describe()
+    for a, b in zip(plain_losses, fast_losses):
+        for key in a:
+            assert b[key] == pytest.approx(a[key], rel=3e-2, abs=3e-2), key
+    for key in plain_w:
+        assert (plain_w[key] - fast_w[key]).abs().mean().item() <= 1e-4, key
+
+
+@pytest.mark.parametrize("bf16_units,expected", [(True, "medium"), (False, "highest")])
+def test_matmul_precision_auto_on_cpu(tiny_overrides, tmp_path, monkeypatch, bf16_units, expected):
+    monkeypatch.setattr(precision, "cpu_has_bf16", lambda: bf16_units)
+    trainer, _, _ = run_steps(tmp_path, tiny_overrides, steps=1)
+    assert trainer.plan.matmul_precision == expected
+    with pytest.raises(GancvError, match="matmul_precision='low' is not one of auto, highest, high, medium"):
+        make_config(None, tiny_overrides + ["matmul_precision=low"])
 
 
 def test_auto_plan_on_cpu(tiny_overrides, tmp_path):

@@ -106,8 +106,14 @@ class TrainConfig:
     guard_max_rollbacks: int = 3
     # speed (gancv.training.precision): "auto" = on where it measurably helps on this device
     amp: str = "auto"  # bf16 autocast for the networks (losses stay fp32): auto | bf16 | off
+    # fp32 matmuls inside the training step (torch.set_float32_matmul_precision): auto | highest |
+    # high (TF32 on GPUs) | medium (bf16 products, fp32 sums); auto = medium on CPUs with bf16 units, high on GPUs
+    matmul_precision: str = "auto"
     channels_last: str = "auto"  # NHWC memory format for conv nets: auto | on | off
     fused_optim: str = "auto"  # fused Adam kernels: auto | on | off
+    # D judges real and fake in one forward where that is exact (D without BatchNorm, spectral norm
+    # or minibatch stddev, e.g. the classic MLP GAN's); false = two forwards
+    joint_d_forward: bool = True
     compile: str = "auto"  # torch.compile G and D (falls back to eager on failure): auto | on | off
     cuda_graph: str = "auto"  # capture the whole D+G step as one CUDA graph (small models): auto | on | off
     grad_checkpoint: bool = False  # recompute generator activations in backward (less memory, more time)
@@ -516,7 +522,7 @@ def validate(cfg: DictConfig) -> None:
         raise GancvError(f"style_mixing is a probability in [0, 1], got {cfg.style_mixing}")
     switches = {"amp": ("auto", "bf16", "off"), "channels_last": ("auto", "on", "off"),
                 "fused_optim": ("auto", "on", "off"), "compile": ("auto", "on", "off"),
-                "cuda_graph": ("auto", "on", "off")}
+                "cuda_graph": ("auto", "on", "off"), "matmul_precision": ("auto", "highest", "high", "medium")}
     for key, allowed in switches.items():
         # YAML reads a bare on/off as a boolean, which the str field stores as "True"/"False".
         value = {"true": "on", "false": "off"}.get(str(cfg[key]).lower(), str(cfg[key]).lower())

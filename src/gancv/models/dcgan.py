@@ -76,6 +76,9 @@ class DCGANGenerator(ConfigModule):
 
 @register("discriminator", "dcgan", "DCGAN strided-conv discriminator (16-128 px, gray or RGB)")
 class DCGANDiscriminator(ConfigModule):
+    # Each logit depends on its own sample only (gancv.tasks.generation.per_sample).
+    per_sample = True
+
     def __init__(self, shape: Sequence[int] = (1, 32, 32), width: int = 64, num_classes: int = 0,
                  spectral_norm: bool = False):
         super().__init__()

@@ -101,6 +101,9 @@ class MLPGenerator(ConfigModule):
 
 @register("discriminator", "mlp", "classic fully connected discriminator (image -> 512 -> 256 -> 1)")
 class MLPDiscriminator(ConfigModule):
+    # Each logit depends on its own sample only (gancv.tasks.generation.per_sample).
+    per_sample = True
+
     def __init__(self, shape: Sequence[int] = (1, 28, 28), hidden: Sequence[int] = (512, 256),
                  dropout: float = 0.3, num_classes: int = 0, spectral_norm: bool = False, scale: float = 1.0):
         super().__init__()

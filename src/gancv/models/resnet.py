@@ -106,6 +106,9 @@ class DBlock(nn.Module):
 
 @register("discriminator", "resnet", "SNGAN ResNet discriminator, spectral norm; projection or ACGAN conditioning")
 class ResNetDiscriminator(ConfigModule):
+    # Each logit depends on its own sample only (gancv.tasks.generation.per_sample).
+    per_sample = True
+
     def __init__(self, shape: Sequence[int] = (3, 32, 32), width: int = 128, num_classes: int = 0,
                  spectral_norm: bool = True, conditioning: str = "projection"):
         super().__init__()

@@ -27,7 +27,7 @@ from . import distributed
 from .checkpoint import atomic_write_bytes, checkpoint_dirs, load_state, load_weights, save_checkpoint
 from .ema import EMA
 from .guard import DivergenceGuard
-from .precision import CudaGraphStep, make_adam, prepare_networks, resolve_plan
+from .precision import CudaGraphStep, make_adam, matmul_precision, prepare_networks, resolve_plan
 from .stream import Batch, BatchStream
 
 Losses = dict[str, torch.Tensor]
@@ -273,7 +273,8 @@ class Trainer:
         # All of the step's (micro-)batches up front: the step body then touches no host data,
         # which is what lets it be replayed as one CUDA graph.
         batches = [self.stream.next() for p in phases for _ in range(p.repeats * self.cfg.grad_accum)]
-        logged = self._graph(batches) if self._graph is not None else self._guarded_step(batches)
+        with matmul_precision(self.plan.matmul_precision):
+            logged = self._graph(batches) if self._graph is not None else self._guarded_step(batches)
         self.step += 1
         return logged
 

@@ -1,7 +1,7 @@
 """The fast path: mixed precision, memory format, fused optimisers, torch.compile, CUDA graphs.
 
-Every switch is a config field (``amp``, ``channels_last``, ``fused_optim``, ``compile``,
-``cuda_graph``, ``grad_checkpoint``, ``cpu_threads``) whose ``auto`` value means "on where it
+Every switch is a config field (``amp``, ``matmul_precision``, ``channels_last``, ``fused_optim``,
+``compile``, ``cuda_graph``, ``grad_checkpoint``, ``cpu_threads``) whose ``auto`` value means "on where it
 measurably helps on this device" (figures: ``gancv benchmark throughput``, docs/benchmarks.md).
 The switches never change what is trained, only how: losses and statistics stay fp32, weights
 and checkpoints stay fp32 and keep their names (forwards are wrapped on the instance, modules
@@ -36,6 +36,9 @@ class SpeedPlan:
 
     device: str
     amp: bool
+    # torch.set_float32_matmul_precision while the step runs: "highest" (plain fp32), "high"
+    # (TF32 on GPUs) or "medium" (bf16 products, fp32 sums: oneDNN on CPUs with bf16 units).
+    matmul_precision: str
     channels_last: bool
     fused_optim: bool
     compile: bool
@@ -48,6 +51,8 @@ class SpeedPlan:
 
     def describe(self) -> str:
         on = [k for k, v in self.as_dict().items() if v is True]
+        if self.matmul_precision != "highest":
+            on.insert(1, f"fp32 matmuls at {self.matmul_precision!r} precision")
         return f"fast path on {self.device}: " + (", ".join(on) if on else "plain fp32 eager")
 
 
@@ -71,6 +76,12 @@ def resolve_plan(cfg: Any, device: torch.device, networks: dict[str, nn.Module],
     convnet = any(isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)) for net in networks.values() for m in net.modules())
     params = sum(p.numel() for net in networks.values() for p in net.parameters())
     amp = _switch(cfg.amp, cuda and torch.cuda.is_bf16_supported() if cuda else (convnet and cpu_has_bf16()))
+    matmul = str(cfg.matmul_precision)
+    if matmul == "auto":
+        # What autocast leaves in fp32 (all of an MLP: on CPU autocast's per-forward weight and
+        # gradient casts cost more than its bf16 matmuls gain) still gets the fast units: bf16
+        # products with fp32 accumulation keep the weights, gradients and optimiser in fp32.
+        matmul = "high" if cuda else ("medium" if cpu_has_bf16() else "highest")
     channels_last = _switch(cfg.channels_last, convnet)
     fused = _switch(cfg.fused_optim, True)
     compile_ = _switch(cfg.compile, cuda)
@@ -78,7 +89,7 @@ def resolve_plan(cfg: Any, device: torch.device, networks: dict[str, nn.Module],
     if str(cfg.cuda_graph).lower() in ("on", "true") and not (cuda and graph_ok):
         warnings.warn("cuda_graph=on needs a CUDA device, one process, grad_accum=1, resident data and no lazy "
                       "phases; running without CUDA graphs")
-    return SpeedPlan(str(device), amp, channels_last, fused, compile_, graph, bool(cfg.grad_checkpoint),
+    return SpeedPlan(str(device), amp, matmul, channels_last, fused, compile_, graph, bool(cfg.grad_checkpoint),
                      cfg.cpu_threads)
 
 
@@ -91,6 +102,22 @@ def cpu_has_bf16() -> bool:
     except OSError:
         return False
     return " amx_bf16" in flags or " avx512_bf16" in flags
+
+
+@contextlib.contextmanager
+def matmul_precision(precision: str) -> Iterator[None]:
+    """``torch.set_float32_matmul_precision`` for the duration of the block only: the setting is
+    process-wide, and code outside the training step (a reference benchmark path, sampling,
+    metrics) must keep getting the precision it asked for."""
+    saved = torch.get_float32_matmul_precision()
+    if precision == saved:
+        yield
+        return
+    torch.set_float32_matmul_precision(precision)
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(saved)
 
 
 # ---- inference ------------------------------------------------------------------------------------
