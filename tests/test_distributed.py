@@ -30,7 +30,9 @@ OVERRIDES = [
     "data=digits", "image_size=16", "channels=1", "batch_size=16", "steps=4", "seed=3",
     "generator.name=mlp", "generator.hidden=[32,64]", "generator.batchnorm=false",
     "discriminator.name=mlp", "discriminator.hidden=[64,32]", "discriminator.dropout=0.0",
-    "amp=off", "log_every=2", "sample_every=1000", "checkpoint_every=2", "progress=false", "device=cpu",
+    # fp32 throughout: bf16 products round differently at the per-process batch size, and this
+    # test checks that N processes compute what one does, to float summation order
+    "amp=off", "matmul_precision=highest", "log_every=2", "sample_every=1000", "checkpoint_every=2", "progress=false", "device=cpu",
 ]
 
 WORKER = textwrap.dedent("""

@@ -75,9 +75,12 @@ def test_matmul_precision_medium_matches_fp32_and_holds_only_during_the_step(tin
         assert (plain_w[key] - fast_w[key]).abs().mean().item() <= 1e-4, key
 
 
-@pytest.mark.parametrize("bf16_units,expected", [(True, "medium"), (False, "highest")])
-def test_matmul_precision_auto_on_cpu(tiny_overrides, tmp_path, monkeypatch, bf16_units, expected):
+@pytest.mark.parametrize("bf16_units,min_params,expected", [(True, 0, "medium"), (False, 0, "highest"),
+                                                            (True, 10**9, "highest")],
+                         ids=["bf16-cpu", "no-bf16-units", "small-network"])
+def test_matmul_precision_auto_on_cpu(tiny_overrides, tmp_path, monkeypatch, bf16_units, min_params, expected):
     monkeypatch.setattr(precision, "cpu_has_bf16", lambda: bf16_units)
+    monkeypatch.setattr(precision, "MATMUL_MEDIUM_MIN_PARAMS", min_params)
     trainer, _, _ = run_steps(tmp_path, tiny_overrides, steps=1)
     assert trainer.plan.matmul_precision == expected
     with pytest.raises(GancvError, match="matmul_precision='low' is not one of auto, highest, high, medium"):

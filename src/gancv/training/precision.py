@@ -25,6 +25,8 @@ from ..errors import GancvError
 # memory (the graph pins every intermediate); below it kernel launches dominate a GAN step
 # (the reference MLP GAN spends 8 ms per step on a GPU that needs well under 1 ms of math).
 GRAPH_MAX_PARAMS = 20_000_000
+# Below this many parameters ``matmul_precision=auto`` keeps plain fp32 matmuls (see resolve_plan).
+MATMUL_MEDIUM_MIN_PARAMS = 1_000_000
 # Eager steps before capture: lazy cuDNN/cuBLAS initialisation, autotuning and compilation
 # must all happen before the graph is recorded.
 GRAPH_WARMUP_STEPS = 3
@@ -81,7 +83,10 @@ def resolve_plan(cfg: Any, device: torch.device, networks: dict[str, nn.Module],
         # What autocast leaves in fp32 (all of an MLP: on CPU autocast's per-forward weight and
         # gradient casts cost more than its bf16 matmuls gain) still gets the fast units: bf16
         # products with fp32 accumulation keep the weights, gradients and optimiser in fp32.
-        matmul = "high" if cuda else ("medium" if cpu_has_bf16() else "highest")
+        # Small networks (toy2d's 2-D MLPs) are bound by per-op overhead, so the faster products
+        # would save nothing and only cost precision that a 0.05-std mode on a +-4 grid needs.
+        matmul = "highest" if params < MATMUL_MEDIUM_MIN_PARAMS else (
+            "high" if cuda else ("medium" if cpu_has_bf16() else "highest"))
     channels_last = _switch(cfg.channels_last, convnet)
     fused = _switch(cfg.fused_optim, True)
     compile_ = _switch(cfg.compile, cuda)
