@@ -3,7 +3,7 @@ import torch
 
 from gancv.errors import GancvError
 from gancv.models import DISCRIMINATORS, GENERATORS, build
-from gancv.models.dcgan import stages_for
+from gancv.models.dcgan import ProjectLatent, stages_for
 
 SHAPES = {"mlp": [(1, 28, 28), (3, 16, 16), (2,)], "dcgan": [(1, 28, 28), (3, 32, 32), (1, 16, 16), (3, 64, 64)],
           "stylegan": [(1, 16, 16), (3, 32, 32)], "resnet": [(3, 32, 32), (1, 16, 16), (3, 64, 64), (1, 28, 28)]}
@@ -86,6 +86,25 @@ def test_mlp_matches_the_classic_architecture():
 @pytest.mark.parametrize("size,expected", [(16, (4, 2)), (28, (7, 2)), (32, (4, 3)), (64, (4, 4)), (128, (4, 5))])
 def test_dcgan_stages(size, expected):
     assert stages_for(size) == expected
+
+
+def test_dcgan_latent_projection_is_the_transposed_conv():
+    # The matmul fast path must be the very op it replaces: same output, same gradients, same
+    # state-dict (checkpoints written before it still load).
+    torch.manual_seed(0)
+    for bias in (False, True):
+        ref = torch.nn.ConvTranspose2d(6, 5, 4, 1, 0, bias=bias)
+        fast = ProjectLatent(6, 5, 4, 1, 0, bias=bias)
+        fast.load_state_dict(ref.state_dict())
+        z = torch.randn(3, 6, 1, 1, requires_grad=True)
+        out_ref, out_fast = ref(z), fast(z)
+        torch.testing.assert_close(out_fast, out_ref)
+        grads_ref = torch.autograd.grad(out_ref.square().sum(), [z, ref.weight])
+        grads_fast = torch.autograd.grad(out_fast.square().sum(), [z, fast.weight])
+        for a, b in zip(grads_fast, grads_ref):
+            torch.testing.assert_close(a, b)
+        wide = torch.randn(3, 6, 2, 2)  # any other input takes the transposed-conv path
+        torch.testing.assert_close(fast(wide), ref(wide))
 
 
 @pytest.mark.parametrize("size", [30, 48, 100])
