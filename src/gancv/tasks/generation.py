@@ -73,6 +73,11 @@ class GenerationTask:
                              "real/fake interpolates would mix classes; set share_fakes=false or gp_weight=0")
         # share_fakes: the G step's fakes (and their labels), detached, waiting for the D step.
         self._shared: tuple[torch.Tensor, torch.Tensor | None] | None = None
+        # The settings read on every step, as plain values: an OmegaConf attribute read costs
+        # ~20 us, and ~25 of them per step were ~10 % of a toy2d MLP step on one CPU core.
+        self.share_fakes, self.gp_weight, self.lecam_weight = bool(cfg.share_fakes), cfg.gp_weight, cfg.lecam_weight
+        self.z_dim, self._decay = cfg.z_dim, (cfg.steps, cfg.lr_decay_start)
+        self._phases: list[Phase] | None = None
         if cfg.pack > 1 and self.num_classes:
             raise GancvError(f"pack={cfg.pack} packs samples of different classes into one D input, which a "
                              "conditional D cannot judge; set pack=1 or conditional=false")
@@ -123,7 +128,7 @@ class GenerationTask:
         # Every rank draws the whole global batch's noise from the same generator and keeps its
         # own slice: N processes then see exactly the noise one process would.
         rank, world = self.shard
-        z = torch.randn(n * world, self.cfg.z_dim, device=self.device, generator=self.rng)
+        z = torch.randn(n * world, self.z_dim, device=self.device, generator=self.rng)
         return z[rank * n: (rank + 1) * n] if world > 1 else z
 
     _local_rng: torch.Generator | None = None
@@ -151,17 +156,19 @@ class GenerationTask:
     def lr_factor(self, step: int) -> float:
         """LR schedule: constant, or linear decay to 0 from ``lr_decay_start * steps`` on. Annealing
         sharpens what G has learnt: at a constant LR, G's samples keep jittering around the modes."""
-        return linear_decay(step, self.cfg.steps, self.cfg.lr_decay_start)
+        return linear_decay(step, *self._decay)
 
     def phases(self) -> list[Phase]:
-        d_phases = [Phase("D", "discriminator", self.d_step, repeats=self.cfg.n_critic)]
-        if self.cfg.r1_gamma > 0:
-            d_phases.append(Phase("Dreg", "discriminator", self.d_reg_step, every=self.cfg.r1_every))
-        g_phase = Phase("G", "generator", self.g_step)
-        # share_fakes: G steps first and D then judges the very same fakes, detached (the classic
-        # recipe of PyTorch-GAN's gan.py): one G forward per step instead of two, which is ~10 % of
-        # an MLP GAN's step. Otherwise D first, and G draws fresh fakes (StyleGAN2-ADA's order).
-        return [g_phase, *d_phases] if self.cfg.share_fakes else [*d_phases, g_phase]
+        if self._phases is None:  # built once: the loop asks twice per step
+            d_phases = [Phase("D", "discriminator", self.d_step, repeats=self.cfg.n_critic)]
+            if self.cfg.r1_gamma > 0:
+                d_phases.append(Phase("Dreg", "discriminator", self.d_reg_step, every=self.cfg.r1_every))
+            g_phase = Phase("G", "generator", self.g_step)
+            # share_fakes: G steps first and D then judges the very same fakes, detached (the classic
+            # recipe of PyTorch-GAN's gan.py): one G forward per step instead of two, which is ~10 % of
+            # an MLP GAN's step. Otherwise D first, and G draws fresh fakes (StyleGAN2-ADA's order).
+            self._phases = [g_phase, *d_phases] if self.share_fakes else [*d_phases, g_phase]
+        return list(self._phases)  # a copy: subclasses extend it (StyleGAN's path-length phase)
 
     def _labels(self, labels: torch.Tensor | None) -> torch.Tensor | None:
         return labels if self.num_classes else None
@@ -182,7 +189,6 @@ class GenerationTask:
     def d_step(self, batch: Batch) -> dict[str, torch.Tensor]:
         real, labels = batch
         labels = self._labels(labels)
-        cfg = self.cfg
         if self._shared is not None:
             (fake, fake_labels), self._shared = self._shared, None
         else:
@@ -198,20 +204,20 @@ class GenerationTask:
         adv = self.loss.d_loss(d_real, d_fake)
         loss = adv
         logs: dict[str, torch.Tensor] = {}
-        if cfg.gp_weight > 0:
+        if self.gp_weight > 0:
             gp = gradient_penalty(self._d_logits, real, fake, labels, generator=self.local_rng())
-            loss = loss + cfg.gp_weight * gp
+            loss = loss + self.gp_weight * gp
             logs["gp"] = gp.detach()
-        if cfg.lecam_weight > 0:
+        if self.lecam_weight > 0:
             lc = lecam_penalty(d_real, d_fake, self.lecam_anchors[0], self.lecam_anchors[1])
-            loss = loss + cfg.lecam_weight * lc
+            loss = loss + self.lecam_weight * lc
             logs["lecam"] = lc.detach()
             with torch.no_grad():
                 means = torch.stack([d_real.mean(), d_fake.mean()]).to(self.lecam_anchors.dtype)
-                self.lecam_anchors.lerp_(means, 1.0 - cfg.lecam_decay)
+                self.lecam_anchors.lerp_(means, 1.0 - self.cfg.lecam_decay)
         if self.acgan:
             ce = acgan_class_loss(c_real, labels) + acgan_class_loss(c_fake, fake_labels)
-            loss = loss + cfg.acgan_weight * ce
+            loss = loss + self.cfg.acgan_weight * ce
             logs["d_class"] = ce.detach()
         if self.ada is not None:
             self.ada.observe(d_real)
@@ -229,7 +235,7 @@ class GenerationTask:
         real, labels = batch
         labels = self._labels(labels)
         fake = self.fake(real.shape[0], labels)
-        if self.cfg.share_fakes:
+        if self.share_fakes:
             self._shared = (fake.detach(), labels)
         d_fake, c_fake = self.run_D(fake, labels)
         loss = self.loss.g_loss(d_fake)
