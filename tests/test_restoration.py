@@ -231,6 +231,32 @@ def test_lr_decays_within_each_stage():
             for s in range(150)} == {1.0}
 
 
+def test_l2_tail_of_the_psnr_stage():
+    from gancv.tasks.restoration import make_stages
+
+    cfg = make_config(None, TINY_SR + ["steps=150", "restoration.pretrain_steps=100", "restoration.l2_steps=30"])
+    psnr, gan = make_stages(cfg)
+    assert psnr.l2_from == 70 and psnr.until == 100 and gan.l2_from == float("inf")
+    diff = torch.tensor([-0.5, 0.25])
+    assert torch.equal(psnr.pixel_error(69, diff), diff.abs()) and torch.equal(psnr.pixel_error(70, diff), diff.square())
+    assert make_stages(make_config(None, TINY_SR))[0].l2_from == float("inf")  # off by default
+    for bad in ("restoration.l2_steps=101", "restoration.l2_steps=-1"):
+        with pytest.raises(GancvError, match="l2_steps"):
+            make_stages(make_config(None, TINY_SR + ["steps=150", "restoration.pretrain_steps=100", bad]))
+
+
+def test_sr_trains_on_8_bit_inputs():
+    from gancv.data import load_data
+    from gancv.tasks.restoration import SuperResolutionTask
+
+    cfg = make_config(None, TINY_SR + ["restoration.pretrain_steps=4"])  # no GAN stage: no VGG warning
+    bundle = load_data("photos", image_size=32, max_items=8)
+    task = SuperResolutionTask(cfg, bundle, torch.device("cpu"), torch.Generator().manual_seed(0))
+    lr = task.low_res(bundle.x.float() / 127.5 - 1)
+    levels = (lr + 1) * 127.5
+    assert lr.shape == (8, 3, 8, 8) and torch.allclose(levels, levels.round(), atol=1e-4)
+
+
 def test_sr_resume_continues_the_stage_counter(sr_run, tmp_path):
     import shutil
 
@@ -327,6 +353,25 @@ def _png(path, size, mode="RGB", value=None):
     return path
 
 
+def test_self_ensemble_is_exactly_dihedral_equivariant(sr_run):
+    from gancv.tasks.restoring import dihedral_mean
+
+    model = gancv.load(sr_run, device="cpu")
+    x = torch.randint(0, 256, (3, 12, 10), dtype=torch.uint8, generator=torch.Generator().manual_seed(3))
+    plain, ens = model.upscale(x, precision="fp32"), model.upscale(x, precision="fp32", ensemble=True)
+    assert ens.shape == plain.shape == (3, 48, 40) and not torch.equal(ens, plain)
+    # averaged over the whole group, a flipped or rotated input gives the flipped or rotated output
+    assert (model.upscale(x.flip(-1), precision="fp32", ensemble=True).int() - ens.flip(-1).int()).abs().max() <= 1
+    assert (model.upscale(x.rot90(1, (-2, -1)), precision="fp32", ensemble=True).int()
+            - ens.rot90(1, (-2, -1)).int()).abs().max() <= 1
+    # tiles: the ensemble runs per tile, and blends as seamlessly as the plain network
+    tiled = model.upscale(x, precision="fp32", ensemble=True, tile=6, overlap=2)
+    assert (tiled.int() - ens.int()).abs().float().mean() < 1.0
+    # a function that already commutes with the group is left unchanged
+    y = torch.randn(2, 3, 5, 7)
+    assert torch.allclose(dihedral_mean(lambda v: 2 * v, y), 2 * y)
+
+
 def test_cli_upscale(sr_run, tmp_path, capsys):
     a, b = _png(tmp_path / "a.png", (12, 10)), _png(tmp_path / "b.png", (9, 9))
     code, _, err = run_cli(capsys, "upscale", sr_run, a, "--out", tmp_path / "a4.png")
@@ -335,6 +380,9 @@ def test_cli_upscale(sr_run, tmp_path, capsys):
     code, _, err = run_cli(capsys, "upscale", sr_run, a, b, "--out", tmp_path / "outdir")
     assert code == 0, err
     assert sorted(p.name for p in (tmp_path / "outdir").iterdir()) == ["a_x4.png", "b_x4.png"]
+    code, _, err = run_cli(capsys, "upscale", sr_run, a, "--ensemble", "--out", tmp_path / "a4e.png")
+    assert code == 0, err
+    assert Image.open(tmp_path / "a4e.png").size == (48, 40)
     code, _, err = run_cli(capsys, "upscale", sr_run, a, "--scale", 2, "--out", tmp_path / "x.png")
     assert code == 2 and "trained for x4" in err and "Traceback" not in err
     (tmp_path / "bad.png").write_bytes(b"not an image")
@@ -402,6 +450,17 @@ def test_prefill_option_trains_and_is_used_by_inpaint(tmp_path, capsys):
     assert 0 < np.abs(out[hole].astype(float) - fill[hole]).mean() < 10
 
 
+def test_sr_benchmark_and_preset_never_train_on_the_held_out_photos():
+    from gancv.bench.restoration import HELD_OUT
+    from gancv.config import PRESETS
+    from gancv.data.builtin import PHOTO_NAMES, PHOTOS_HELDOUT
+
+    assert tuple(PHOTO_NAMES[i] for i in HELD_OUT) == PHOTOS_HELDOUT
+    for preset in ("srresnet-x4", "esrgan-x4"):
+        data = PRESETS.get(preset).overrides["data"]
+        assert data.startswith("photos:") and "heldout" not in data.split(":", 1)[1].split("+")
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["super-resolution", "inpainting"])
 def test_benchmark_quick(name, capsys):
@@ -412,8 +471,9 @@ def test_benchmark_quick(name, capsys):
     result = json.loads(out.strip().splitlines()[-1])
     assert result["benchmark"] == name and result["quick"] is True
     if name == "super-resolution":
-        assert set(result["results"]) == {"bicubic", "lanczos", "ours_psnr", "ours_gan"}
+        assert set(result["results"]) == {"bicubic", "lanczos", "ours_psnr", "ours_psnr_ensemble", "ours_gan"}
         assert result["results"]["bicubic"]["psnr"] > 15 and result["lpips_reason"]
+        assert result["train"]["data"] == "photos:train+more"
     else:
         assert result["known_pixels_exact"] is True
         assert set(result["results"]) == {"telea", "navier_stokes", "ours", "biharmonic_fill_only"}

@@ -557,6 +557,7 @@ def upscale(
     tile: int = typer.Option(320, "--tile", help="tile size in input pixels (bounds memory)"),
     overlap: int = typer.Option(16, "--overlap", help="tile overlap in input pixels (blended, no seams)"),
     precision: str = typer.Option("auto", "--precision", help=PRECISION_HELP),
+    ensemble: bool = typer.Option(False, "--ensemble", help="average the 8 flips/rotations (self-ensemble): 8x slower, a little sharper"),
     device: str = typer.Option("auto", "--device"),
 ) -> None:
     """Enlarge images with a trained super-resolution model (tiled, bounded memory)."""
@@ -575,7 +576,7 @@ def upscale(
     images = [_read_input(p) for p in inputs]  # all inputs are checked before any work
     for path, img in zip(inputs, images):
         t0 = time.perf_counter()
-        result = model.upscale(img, tile=tile, overlap=overlap, precision=precision, note=_note)
+        result = model.upscale(img, tile=tile, overlap=overlap, precision=precision, ensemble=ensemble, note=_note)
         target = out if one_file else out / f"{path.stem}_x{model.scale}.png"
         with marked_as(model, None, no_watermark=False):
             save_image(result, target)

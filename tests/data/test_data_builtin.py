@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from gancv.data import load_data, load_photos, toy2d_modes
 from gancv.errors import GancvError
@@ -122,6 +123,36 @@ def test_photos_crops():
     default = load_data("photos", max_items=3)
     assert default.shape == (3, 64, 64)
     assert not torch.equal(load_data("photos", image_size=24, max_items=50, seed=5).x, bundle.x)
+
+
+def test_photo_groups_split_train_heldout_and_more():
+    from gancv.data.builtin import MORE_PHOTO_NAMES, PHOTO_NAMES, PHOTOS_HELDOUT, photo_group
+
+    everything = load_photos()
+    assert len(PHOTO_NAMES) == len(everything) and set(PHOTOS_HELDOUT) <= set(PHOTO_NAMES)
+    train, held = photo_group("train"), photo_group("heldout")
+    assert len(train) == len(everything) - len(PHOTOS_HELDOUT) and len(held) == len(PHOTOS_HELDOUT)
+    assert all(any(a is b for b in everything) for a in train + held)
+    assert not any(a is b for a in train for b in held)  # disjoint: the benchmarks test on `heldout`
+    assert [id(p) for p in photo_group("")] == [id(p) for p in everything]  # `photos` keeps its order
+    more = photo_group("more")
+    assert len(more) == len(MORE_PHOTO_NAMES)
+    for p in more:
+        assert p.dtype == np.uint8 and p.ndim == 3 and p.shape[2] == 3 and min(p.shape[:2]) >= 128
+        assert not p.flags.writeable and float(p.std()) > 20
+    # no view of a held-out photo sneaks in through `more` (scikit-image's cat is chelsea)
+    small = [np.asarray(Image.fromarray(p).resize((32, 32))).astype(float) for p in held]
+    assert all(np.abs(np.asarray(Image.fromarray(m).resize((32, 32))) - h).mean() > 20 for m in more for h in small)
+    assert len(photo_group("train+more")) == len(train) + len(more)
+
+
+def test_photos_group_specs_load_and_reject_bad_groups():
+    bundle = load_data("photos:train+more", image_size=24, max_items=20, seed=1)
+    assert bundle.shape == (3, 24, 24) and len(bundle) == 20 and bundle.name == "photos:train+more"
+    assert load_data("photos:heldout", image_size=16, max_items=4).shape == (3, 16, 16)
+    for bad in ("photos:cats", "photos:train+train", "photos:train+"):
+        with pytest.raises(GancvError, match="photo group"):
+            load_data(bad, image_size=16, max_items=2)
 
 
 def test_photos_default_count():

@@ -134,6 +134,30 @@ def load_faces(arg: str, opts: LoadOptions) -> DataBundle:
     return resident_bundle("faces" + (f":{arg}" if arg else ""), set_channels_tensor(x[idx], opts.channels), None)
 
 
+# The ten colour photographs of ``photos``, in load order; the restoration benchmarks never train
+# on PHOTOS_HELDOUT and test on crops of them (``photos:train`` is the other eight).
+PHOTO_NAMES = ("china", "flower", "astronaut", "chelsea", "coffee", "hubble_deep_field", "immunohistochemistry",
+               "retina", "rocket", "motorcycle")
+PHOTOS_HELDOUT = ("chelsea", "motorcycle")
+# ``photos:more``: further real photographs the dependencies ship, none of them a view of a held-out
+# one (scikit-image's ``cat`` is chelsea and the right stereo view is the motorcycle again, so both
+# are left out): matplotlib's colour portrait of Grace Hopper and scikit-image's grayscale photos,
+# repeated into RGB. why they are worth having: super-resolution learns mostly luminance detail
+# (edges, textures), and eight colour photos are too few to learn it without overfitting.
+# Motion-blurred (clock), microscopy (cell) and astronomy (moon) images are left out: blur is
+# exactly what an SR target must not have.
+MORE_PHOTO_NAMES = ("grace_hopper", "camera", "coins", "brick", "grass", "gravel", "text", "page")
+_PHOTO_GROUPS = ("train", "heldout", "more")
+
+
+def _rgb(p: np.ndarray) -> np.ndarray:
+    arr = np.asarray(p, dtype=np.uint8)
+    arr = np.repeat(arr[:, :, None], 3, axis=2) if arr.ndim == 2 else arr[:, :, :3]
+    arr = np.ascontiguousarray(arr)
+    arr.setflags(write=False)  # why: cached and shared between callers
+    return arr
+
+
 @lru_cache(maxsize=1)
 def _photos() -> tuple[np.ndarray, ...]:
     from skimage import data as sk
@@ -146,12 +170,18 @@ def _photos() -> tuple[np.ndarray, ...]:
     for name in ("astronaut", "chelsea", "coffee", "hubble_deep_field", "immunohistochemistry", "retina", "rocket"):
         photos.append(getattr(sk, name)())
     photos.append(sk.stereo_motorcycle()[0])  # left view only: the right one is a near duplicate
-    out = []
-    for p in photos:
-        arr = np.ascontiguousarray(np.asarray(p, dtype=np.uint8)[:, :, :3])
-        arr.setflags(write=False)  # why: cached and shared between callers
-        out.append(arr)
-    return tuple(out)
+    return tuple(_rgb(p) for p in photos)
+
+
+@lru_cache(maxsize=1)
+def _more_photos() -> tuple[np.ndarray, ...]:
+    from matplotlib import cbook
+    from skimage import data as sk
+
+    with cbook.get_sample_data("grace_hopper.jpg") as f:  # a file inside matplotlib's wheel
+        photos = [np.asarray(Image.open(f).convert("RGB"))]
+    photos += [getattr(sk, name)() for name in MORE_PHOTO_NAMES[1:]]
+    return tuple(_rgb(p) for p in photos)
 
 
 def load_photos() -> list[np.ndarray]:
@@ -161,12 +191,31 @@ def load_photos() -> list[np.ndarray]:
     return list(_photos())
 
 
-@DATASETS.register("photos", description="random square crops of the real colour photographs scikit-learn and scikit-image ship")
+def photo_group(groups: str) -> list[np.ndarray]:
+    """The photographs of ``photos:GROUPS`` (``+``-joined: train, heldout, more; "" = train+heldout)."""
+    if not groups:
+        return list(_photos())  # why not train+heldout: the original order keeps every seeded crop of `photos` as it was
+    names = [g.strip() for g in groups.split("+")]
+    bad = [g for g in names if g not in _PHOTO_GROUPS] or ([names[0]] if len(set(names)) < len(names) else [])
+    if bad:
+        raise GancvError(f"data spec photos:{groups!r}: {bad[0]!r} is not a photo group (or is repeated); use photos or "
+                         f"photos:GROUP[+GROUP...] with groups {', '.join(_PHOTO_GROUPS)}, e.g. photos:train+more")
+    out: list[np.ndarray] = []
+    for g in names:
+        if g == "more":
+            out += _more_photos()
+        else:
+            out += [p for n, p in zip(PHOTO_NAMES, _photos()) if (n in PHOTOS_HELDOUT) == (g == "heldout")]
+    return out
+
+
+@DATASETS.register("photos", description="random multi-scale square crops of the real photographs scikit-learn, scikit-image "
+                   "and matplotlib ship; photos = the ten colour ones, photos:train / photos:heldout split them 8 / 2 "
+                   "(held out: chelsea, motorcycle), photos:train+more adds eight more (grace_hopper and grayscale ones)")
 def load_photo_crops(arg: str, opts: LoadOptions) -> DataBundle:
-    no_argument("photos", arg)
     size = opts.image_size or DEFAULT_PHOTO_SIZE
     n = opts.max_items or DEFAULT_PHOTO_CROPS
-    images = [Image.fromarray(p) for p in _photos()]
+    images = [Image.fromarray(p) for p in photo_group(arg)]
     rng = _stream(opts)
     x = torch.empty((n, 3, size, size), dtype=torch.uint8)
     for i in range(n):
@@ -180,4 +229,4 @@ def load_photo_crops(arg: str, opts: LoadOptions) -> DataBundle:
         # why reducing_gap: an integer box-reduce first makes big downscales ~5x faster, same look.
         crop = img.resize((size, size), Image.Resampling.BICUBIC, box=(left, top, left + side, top + side), reducing_gap=3.0)
         x[i] = torch.from_numpy(np.array(crop)).permute(2, 0, 1)
-    return resident_bundle("photos", set_channels_tensor(x, opts.channels), None)
+    return resident_bundle("photos" + (f":{arg}" if arg else ""), set_channels_tensor(x, opts.channels), None)

@@ -46,14 +46,23 @@ class Stage:
     pixel: float
     perceptual: float = 0.0
     adversarial: float = 0.0
+    l2_from: float = math.inf  # from this step on, the pixel term is squared error instead of L1
+
+    def pixel_error(self, step: int, diff: torch.Tensor) -> torch.Tensor:
+        return diff.square() if step >= self.l2_from else diff.abs()
 
 
 def make_stages(cfg: DictConfig) -> list[Stage]:
     r = cfg.restoration
+    if not 0 <= r.l2_steps <= max(r.pretrain_steps, 0):
+        raise GancvError(f"restoration.l2_steps={r.l2_steps} must be between 0 and restoration.pretrain_steps "
+                         f"({r.pretrain_steps}): it is the L2 tail of the reconstruction stage")
     gan = Stage("gan", math.inf, r.pixel_weight, r.perceptual_weight, r.adversarial_weight)
     if r.pretrain_steps <= 0:
         return [gan]
-    return [Stage("psnr", r.pretrain_steps, 1.0), gan]
+    # One stage, so the L2 tail continues the stage's LR schedule (a fine-tune at the annealed LR)
+    # instead of restarting it.
+    return [Stage("psnr", r.pretrain_steps, 1.0, l2_from=r.pretrain_steps - r.l2_steps if r.l2_steps else math.inf), gan]
 
 
 def _build_for(family: str, kind: str, config: dict[str, Any]) -> nn.Module:
@@ -197,7 +206,10 @@ class SuperResolutionTask(_RestorationTask):
 
     def low_res(self, hr: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
-            return degrade(hr, self.scale, self.rng, blur=self.r.blur, noise=self.r.noise, jpeg=self.r.jpeg)
+            lr = degrade(hr, self.scale, self.rng, blur=self.r.blur, noise=self.r.noise, jpeg=self.r.jpeg)
+            # why: what the model is given at inference is an 8-bit image, so it trains on the same
+            # rounded values instead of learning to trust sub-grey-level detail that never arrives.
+            return lr.add(1).mul(127.5).round().div(127.5).sub(1)
 
     def d_step(self, batch: Batch) -> dict[str, torch.Tensor]:
         hr = self.prepare(batch[0])
@@ -210,7 +222,7 @@ class SuperResolutionTask(_RestorationTask):
     def g_step(self, batch: Batch, stage: Stage) -> dict[str, torch.Tensor]:
         hr = self.prepare(batch[0])
         sr = self.G(self.low_res(hr))
-        pixel = F.l1_loss(sr, hr)
+        pixel = stage.pixel_error(self.step, sr - hr).mean()
         loss = stage.pixel * pixel
         out = {"pixel_loss": pixel.detach()}
         if stage.adversarial > 0:
@@ -298,7 +310,7 @@ class InpaintingTask(_RestorationTask):
         real = self.prepare(batch[0])
         masks = self.masks(real.shape[0])
         pred = self.G(real, masks)
-        diff = (pred - real).abs()
+        diff = stage.pixel_error(self.step, pred - real)
         # Liu et al. 2018: the hole matters most, but L1 on known pixels keeps colours consistent at the border.
         pixel = self.r.hole_weight * (diff * masks).mean() + (diff * (1 - masks)).mean()
         loss = stage.pixel * pixel

@@ -100,25 +100,47 @@ class SuperResolutionModel(_RestorationModel):
 
     @torch.no_grad()
     def upscale(self, images: Any, *, scale: int | None = None, tile: int = SR_TILE, overlap: int = SR_OVERLAP,
-                precision: str = "auto", note: Note | None = None) -> Any:
+                precision: str = "auto", ensemble: bool = False, note: Note | None = None) -> Any:
         """One image (PIL, numpy or uint8 (C, H, W)) -> uint8 (C, sH, sW); a list or a (N, C, H, W)
         tensor -> the same kind of collection. ``precision``: auto (bf16 where the device has bf16
-        matrix units, else fp32), fp32 or bf16 — see ``TranslationModel.translate``."""
+        matrix units, else fp32), fp32 or bf16 — see ``TranslationModel.translate``. ``ensemble``:
+        geometric self-ensemble (EDSR+, Lim et al. 2017): the mean of the network's outputs for the
+        eight flips/rotations of the input, mapped back; 8x the compute for a fraction of a dB."""
         self.check_scale(scale)
         dtype = inference_dtype(precision, self.device)
+        kw = dict(tile=tile, overlap=overlap, precision=precision, ensemble=ensemble, note=note)
         if isinstance(images, torch.Tensor) and images.dim() == 4:
-            return torch.stack([self.upscale(im, tile=tile, overlap=overlap, precision=precision, note=note) for im in images])
+            return torch.stack([self.upscale(im, **kw) for im in images])  # type: ignore[arg-type]
         if isinstance(images, (list, tuple)):
-            return [self.upscale(im, tile=tile, overlap=overlap, precision=precision, note=note) for im in images]
+            return [self.upscale(im, **kw) for im in images]  # type: ignore[arg-type]
         x = to_chw_uint8(images, self.channels, note=note)
         h, w = x.shape[-2:]
         if min(h, w) < MIN_SR_SIDE:
             raise GancvError(f"image is {w}x{h}: smaller than the smallest tile this model upscales "
                              f"({MIN_SR_SIDE}x{MIN_SR_SIDE} px); use a larger image")
         net = inference_copy(self.generator, dtype, self._fast)
-        out = tiled_apply(lambda t: run_inference(net, dtype, t), _to_float(x[None]), tile=tile, overlap=overlap,
-                          scale=self.scale, device=self.device)
+
+        def run(t: torch.Tensor) -> torch.Tensor:
+            return dihedral_mean(lambda v: run_inference(net, dtype, v), t) if ensemble else run_inference(net, dtype, t)
+
+        out = tiled_apply(run, _to_float(x[None]), tile=tile, overlap=overlap, scale=self.scale, device=self.device)
         return _to_uint8(out[0])
+
+
+def dihedral_mean(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """Mean of ``fn`` over the 8 flips/rotations of (N, C, H, W) ``x``, each output mapped back.
+
+    Exact symmetry of the task (a rotated low-resolution image has the rotated high-resolution
+    one as its answer), so averaging cancels part of the network's orientation-dependent error."""
+    total = None
+    for k in range(4):
+        for flip in (False, True):
+            v = x.rot90(k, (-2, -1))
+            v = v.flip(-1) if flip else v
+            y = fn(v).float()
+            y = (y.flip(-1) if flip else y).rot90(-k, (-2, -1))
+            total = y if total is None else total + y
+    return total / 8
 
 
 class InpaintingModel(_RestorationModel):
