@@ -11,12 +11,12 @@ motorcycle, ``photos:heldout``) are never trained on; they are resized so their 
   Lanczos (Pillow) upscales vs. our PSNR model (reconstruction stage only) vs. the same model
   after GAN fine-tuning; PSNR/SSIM (torchmetrics) on RGB, LPIPS when it can run offline.
   Also: seconds to upscale one 512x512 image x4 with tiling on this machine's CPU.
-* inpainting trains on the eight training photos written to a temporary ``folder:`` data set (so
+* inpainting: trains on the other eight photos written to a temporary ``folder:`` data set (so
   the benchmarks also exercise folder loading), resized to a ``SIDE`` px short side and stored as
-  overlapping ``TILE`` px tiles, so a batch holds many images.
-* inpainting: seeded free-form and box masks; OpenCV Telea and Navier-Stokes vs. ours; PSNR and
-  SSIM inside the hole only. When the preset's network refines a classical fill
-  (``generator.prefill``), that fill is scored alone too, so what training adds is visible.
+  overlapping ``TILE`` px tiles, so a batch holds many images. Seeded free-form and box masks;
+  OpenCV Telea and Navier-Stokes vs. ours; PSNR and SSIM inside the hole only. When the
+  preset's network refines a classical fill (``generator.prefill``), that fill is scored alone
+  too, so what training adds is visible.
 """
 from __future__ import annotations
 
@@ -114,9 +114,8 @@ def _low_res(hr: torch.Tensor, scale: int) -> torch.Tensor:
 @BENCHMARKS.register("super-resolution", description="SR x4 on held-out photo crops: bicubic/Lanczos vs our PSNR and GAN models")
 def super_resolution(quick: bool = False, device: str = "auto", log: Callable[[str], None] | None = None) -> dict:
     from ..api import load
-    from ..metrics.reference import lpips_status, score
-
     from ..config import PRESETS
+    from ..metrics.reference import lpips_status, score
 
     scale = 4
     # Full settings are sized for a shared 2-core CPU (minutes, not hours); a GPU run can raise them.
