@@ -38,7 +38,7 @@ CROP = 64
 TILE = 128  # training images: tiles in the inpainting folder, multi-scale photo crops for SR
 # super-resolution's full run: reconstruction steps (the last L2_STEPS on MSE), training crops
 # (an L2 tail of 600 of 3,000 steps measured +0.80 dB vs +0.85 without it, so it is off here)
-PSNR_STEPS, L2_STEPS, TRAIN_CROPS = 6000, 0, 4000
+PSNR_STEPS, L2_STEPS, TRAIN_CROPS = 3000, 0, 4000
 
 
 def _resized(photo: np.ndarray, side: int) -> Image.Image:
@@ -120,11 +120,12 @@ def super_resolution(quick: bool = False, device: str = "auto", log: Callable[[s
     scale = 4
     # Full settings are sized for a shared 2-core CPU (minutes, not hours); a GPU run can raise them.
     psnr_steps, gan_steps, l2_steps = (12, 4, 4) if quick else (PSNR_STEPS, 150, L2_STEPS)
-    width, blocks = (8, 1) if quick else (32, 8)
+    width, blocks = (8, 1) if quick else (48, 6)
     # The preset's data (photos:train+more), as multi-scale TILE px crops: far more varied than the
     # eight photos at one scale it replaced, with which longer training or a larger net overfitted
-    # (8,000 steps +0.67 dB, 48 wide x 6 blocks +0.58 dB, vs +0.80 at 3,000 steps). With it, at
-    # 3,000 steps: 4 blocks +0.85 dB, 8 blocks +0.88 (self-ensemble +1.00); 4 blocks, 6,000: +0.88.
+    # (8,000 steps +0.67 dB, 48 wide x 6 blocks +0.58 dB, vs +0.80 at 3,000 steps). With it, 32 wide
+    # at 3,000 steps: 4 blocks +0.85 dB, 8 blocks +0.88; 6,000 steps: 4 blocks +0.88, 8 blocks +0.87
+    # (self-ensemble +1.08). Width is what still pays: 48 wide x 6 blocks +0.95 at 3,000 steps.
     data, items = PRESETS.get("srresnet-x4").overrides["data"], 64 if quick else TRAIN_CROPS
     # Linear decay over the last 70 % of each stage (restoration's lr_factor): the PSNR model ends
     # annealed; its last l2_steps minimise MSE (what PSNR measures) instead of L1.
