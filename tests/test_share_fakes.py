@@ -64,7 +64,7 @@ def test_conditional_d_sees_the_labels_the_fakes_were_drawn_for(trainer, tmp_pat
     tr.task.run_D = lambda x, labels: (seen.append((x.detach().clone(), labels)), run_d(x, labels))[1]
     g_labels = []
     fake = tr.task.fake
-    tr.task.fake = lambda n, labels: (g_labels.append(labels), fake(n, labels))[1]
+    tr.task.fake = lambda n, labels, z=None: (g_labels.append(labels), fake(n, labels, z))[1]
     tr.train_step()
     assert len(g_labels) == 1 and len(seen) == 3  # G(fake); D(real), D(shared fake)
     assert torch.equal(seen[0][1], g_labels[0]) and torch.equal(seen[2][1], g_labels[0])

@@ -96,6 +96,9 @@ class TrainConfig:
     lecam_weight: float = 0.0  # LeCam lambda (0.3 in the paper); anchors are EMAs with lecam_decay
     lecam_decay: float = 0.99
     acgan_weight: float = 1.0  # weight of the auxiliary-classifier CE when discriminator.conditioning=acgan
+    # MSGAN mode seeking (Mao et al. 2019): G also minimises |z1 - z2| / |G(z1, y) - G(z2, y)| over
+    # pairs sharing a label, so two latents cannot land on one image (MSGAN: 1); 0 = off
+    mode_seeking: float = 0.0
     # differentiable augmentation of D's inputs (gancv.augment): "" = off, e.g. "color,translation,cutout"
     augment: str = ""
     ada_target: float = 0.0  # > 0: adaptive probability tuned so E[sign D(real)] -> target (ADA: 0.6)
@@ -572,7 +575,7 @@ def validate_training_recipe(cfg: DictConfig) -> None:
     from .losses import GP_LOSSES, LOSSES
 
     LOSSES.get(cfg.loss)  # an unknown loss names the valid ones
-    for key in ("gp_weight", "r1_gamma", "lecam_weight", "acgan_weight", "ada_target", "guard_grad_norm"):
+    for key in ("gp_weight", "r1_gamma", "lecam_weight", "acgan_weight", "mode_seeking", "ada_target", "guard_grad_norm"):
         if cfg[key] < 0:
             raise GancvError(f"{key} must be >= 0, got {cfg[key]}")
     if cfg.gp_weight > 0 and cfg.loss not in GP_LOSSES:

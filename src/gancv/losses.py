@@ -110,6 +110,14 @@ def acgan_class_loss(class_logits: Tensor, labels: Tensor) -> Tensor:
     return F.cross_entropy(class_logits, labels)
 
 
+def mode_seeking_loss(fake_a: Tensor, fake_b: Tensor, z_a: Tensor, z_b: Tensor, eps: float = 1e-5) -> Tensor:
+    """MSGAN (Mao et al. 2019): the inverse of the ratio mean|G(z_a) - G(z_b)| / mean|z_a - z_b| over
+    pairs with the same condition. Minimising it pushes distinct latents to distinct images, against
+    a conditional G that maps all of z onto the few training images of a class."""
+    ratio = (fake_a - fake_b).abs().mean() / (z_a - z_b).abs().mean()
+    return 1.0 / (ratio + eps)
+
+
 @dataclass(frozen=True)
 class Regularizer:
     name: str

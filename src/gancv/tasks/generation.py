@@ -12,7 +12,7 @@ from .. import __version__
 from ..data import DataBundle
 from ..errors import GancvError
 from ..augment import AdaptiveP, augment, parse_policy
-from ..losses import LOSSES, acgan_class_loss, gradient_penalty, lecam_penalty, r1_penalty
+from ..losses import LOSSES, acgan_class_loss, gradient_penalty, lecam_penalty, mode_seeking_loss, r1_penalty
 from ..models import build
 from ..models.base import eval_mode
 from ..training.checkpoint import export_model
@@ -76,6 +76,7 @@ class GenerationTask:
         # The settings read on every step, as plain values: an OmegaConf attribute read costs
         # ~20 us, and ~25 of them per step were ~10 % of a toy2d MLP step on one CPU core.
         self.share_fakes, self.gp_weight, self.lecam_weight = bool(cfg.share_fakes), cfg.gp_weight, cfg.lecam_weight
+        self.mode_seeking = cfg.mode_seeking
         self.z_dim, self._decay = cfg.z_dim, (cfg.steps, cfg.lr_decay_start)
         self._phases: list[Phase] | None = None
         if cfg.pack > 1 and self.num_classes:
@@ -149,9 +150,9 @@ class GenerationTask:
             self._local_rng = torch.Generator(device=self.device).manual_seed(seed + rank)
         return self._local_rng
 
-    def fake(self, n: int, labels: torch.Tensor | None) -> torch.Tensor:
-        """A generated batch (subclasses change how, e.g. StyleGAN's style mixing)."""
-        return self.G(self.noise(n), labels)
+    def fake(self, n: int, labels: torch.Tensor | None, z: torch.Tensor | None = None) -> torch.Tensor:
+        """A generated batch from ``z`` or fresh noise (subclasses change how, e.g. StyleGAN's style mixing)."""
+        return self.G(self.noise(n) if z is None else z, labels)
 
     def lr_factor(self, step: int) -> float:
         """LR schedule: constant, or linear decay to 0 from ``lr_decay_start * steps`` on. Annealing
@@ -234,12 +235,23 @@ class GenerationTask:
     def g_step(self, batch: Batch) -> dict[str, torch.Tensor]:
         real, labels = batch
         labels = self._labels(labels)
-        fake = self.fake(real.shape[0], labels)
+        n = real.shape[0]
+        half = n // 2
+        seek = self.mode_seeking > 0 and half > 0
+        z = self.noise(n)
+        if seek and labels is not None:
+            # Mode seeking compares pairs (i, half + i) drawn for the same class.
+            labels = torch.cat([labels[:half], labels[:half], labels[2 * half:]])
+        fake = self.fake(n, labels, z)
         if self.share_fakes:
             self._shared = (fake.detach(), labels)
         d_fake, c_fake = self.run_D(fake, labels)
         loss = self.loss.g_loss(d_fake)
         logs = {"g_loss": loss.detach()}
+        if seek:
+            ms = mode_seeking_loss(fake[:half], fake[half:2 * half], z[:half], z[half:2 * half])
+            loss = loss + self.mode_seeking * ms
+            logs["mode_seeking"] = ms.detach()
         if self.acgan:
             ce = acgan_class_loss(c_fake, labels)
             loss = loss + self.cfg.acgan_weight * ce

@@ -58,8 +58,8 @@ class StyleGANTask(GenerationTask):
             phases.append(Phase("G_pl", "generator", self.pl_step, every=self.cfg.pl_every))
         return phases
 
-    def fake(self, n: int, labels: torch.Tensor | None) -> torch.Tensor:
-        ws = mix_styles(self.G, self.noise(n), labels, self.cfg.style_mixing, self.local_rng())
+    def fake(self, n: int, labels: torch.Tensor | None, z: torch.Tensor | None = None) -> torch.Tensor:
+        ws = mix_styles(self.G, self.noise(n) if z is None else z, labels, self.cfg.style_mixing, self.local_rng())
         return self.G.synthesis(ws)
 
     def pl_step(self, batch: Batch) -> dict[str, torch.Tensor]:
