@@ -37,6 +37,11 @@ def test_mode_coverage_quick(capsys):
         assert entry["baseline"]["settings"]["lr_decay_start"] is None
         assert entry["baseline"]["settings"]["generator"].get("latent_codes", 0) == 0
     assert result["anchors"]["grid"]["PacGAN4"]["modes"] == 24.8
+    # The grid's tuned model is also scored through discriminator rejection sampling, beside its plain samples.
+    drs = result["grid"]["ours"]["with_drs"]
+    assert "rejection" in drs["sampling"] and 0.0 < drs["acceptance"]["mean"] <= 1.0
+    assert all(0.0 <= r["with_drs"]["high_quality"] <= 1.0 for r in result["grid"]["ours"]["runs"])
+    assert "with_drs" not in result["grid"]["baseline"] and "with_drs" not in result["ring"]["ours"]
 
 
 @pytest.mark.slow

@@ -170,6 +170,9 @@ def sample(
     cutoff: Optional[int] = typer.Option(None, "--cutoff", help="with --mix: layers taken from the row source"),
     direction: Optional[int] = typer.Option(None, "--direction", help="StyleGAN: move along SeFa direction i"),
     strength: float = typer.Option(3.0, "--strength", help="with --direction: distance along it (negative = opposite)"),
+    drs: Optional[bool] = typer.Option(None, "--drs/--no-drs",
+                                       help="discriminator rejection sampling with the run's calibrated D "
+                                            "(default: on for runs trained with drs.enabled=true)"),
     device: str = typer.Option("auto", "--device"),
     no_watermark: bool = typer.Option(False, "--no-watermark", help=NO_WATERMARK_HELP),
 ) -> None:
@@ -180,6 +183,11 @@ def sample(
     model = api.load(run, device=device)
     if getattr(model, "task", None) != "generation":
         raise GancvError(f"{run} is a {model.task} model; `gancv sample` needs a generation model")
+    if drs and not getattr(model, "has_drs", False):
+        raise GancvError(f"{run} has no discriminator for rejection sampling (--drs): train it with "
+                         "drs.enabled=true, or drop --drs")
+    # Only a model with a calibrated D takes the flag (StyleGAN's sampler has no DRS path).
+    drs_kw = {"drs": drs} if drs is not None and getattr(model, "has_drs", False) else {}
     if mix:
         if out.suffix.lower() != ".png":
             raise GancvError(f"--out {out}: a style-mixing grid is written as one .png")
@@ -196,7 +204,7 @@ def sample(
         model.require("directions")  # a generator without modulation layers stops here with its reason
         images = model.sample(n, labels=class_, seed=seed, truncation=truncation, direction=direction, strength=strength)
     else:
-        images = model.sample(n, labels=class_, seed=seed, truncation=truncation)
+        images = model.sample(n, labels=class_, seed=seed, truncation=truncation, **drs_kw)
     labels = None
     if model.conditional:
         labels = [class_] * n if class_ is not None else [i % model.num_classes for i in range(n)]

@@ -52,6 +52,29 @@ class RestorationConfig:
 
 
 @dataclass
+class DRSConfig:
+    """Discriminator rejection sampling (Azadi et al. 2019; ``drs.KEY=value``, task=generation only).
+
+    With ``enabled`` every export also writes ``discriminator.safetensors``: a copy of the trained D
+    fine-tuned for ``steps`` Adam steps (``lr``) with the logistic loss on real data vs the exported
+    (EMA) generator's samples, so its logit estimates log p_data/p_G for the generator users sample
+    from (the training D saw the raw G, and hinge/Wasserstein logits are no density ratio).
+    Sampling then accepts each sample with probability sigmoid(F - gamma), F = D - D_M -
+    log(1 - exp(D - D_M)), D_M the largest logit seen, gamma the ``percentile`` of F over
+    ``burn_in`` samples (the paper's shift). ``gancv sample --no-drs`` draws plain samples.
+    """
+
+    enabled: bool = False
+    steps: int = 500
+    lr: float = 2e-4
+    percentile: float = 80.0
+    burn_in: int = 10000
+    # packed D (pack=m): a sample's logit is the mean over this many packs of it with other
+    # generated samples (an ideal packed D's logit is the sum of its members' log ratios)
+    partners: int = 32
+
+
+@dataclass
 class TrainConfig:
     preset: str = ""
     task: str = "generation"
@@ -148,6 +171,7 @@ class TrainConfig:
     # provenance: invisible watermark on preview images (metadata is always written); recorded here
     watermark: bool = True
     restoration: RestorationConfig = field(default_factory=RestorationConfig)
+    drs: DRSConfig = field(default_factory=DRSConfig)
     # evaluation during training (0 = off): scores in metrics.jsonl, best model exported to RUN/best
     eval_every: int = 0
     eval_metrics: str = "fid"

@@ -38,6 +38,12 @@ Log = Callable[[str], None]
 
 def _train_and_sample(preset: str, overrides: dict[str, Any], n: int, seed: int, device: str) -> tuple[torch.Tensor, dict, dict]:
     """Train ``preset`` with ``overrides`` and seed ``seed``; return n samples, wall/CPU seconds and the config used."""
+    model, seconds, settings = _train(preset, overrides, seed, device)
+    return model.sample(n, seed=10_000 + seed), seconds, settings
+
+
+def _train(preset: str, overrides: dict[str, Any], seed: int, device: str) -> tuple[Any, dict, dict]:
+    """Train ``preset`` with ``overrides`` and seed ``seed``; return the loaded model, wall/CPU seconds and the config used."""
     from ..api import load, train
     from ..config import make_config, to_dict
 
@@ -50,9 +56,9 @@ def _train_and_sample(preset: str, overrides: dict[str, Any], n: int, seed: int,
         # Wall and CPU (user + sys of this process) seconds: on a shared machine wall time
         # includes waiting for a core, CPU time does not.
         seconds = {"train_seconds": round(time.perf_counter() - t0, 1), "train_cpu_seconds": round(time.process_time() - c0, 1)}
-        samples = load(Path(tmp) / "run", device=device).sample(n, seed=10_000 + seed)
+        model = load(Path(tmp) / "run", device=device)  # weights are read now: the model outlives the directory
     settings = {k: v for k, v in to_dict(cfg).items() if k not in ("seed", "device", "progress", "data_root")}
-    return samples, seconds, settings
+    return model, seconds, settings
 
 
 def _method_summary(runs: list[dict], keys: tuple[str, ...]) -> dict:
@@ -65,16 +71,39 @@ def _method_summary(runs: list[dict], keys: tuple[str, ...]) -> dict:
 TOY_PRESETS = {"ring": "gan-toy2d-ring", "grid": "gan-toy2d-grid"}
 
 
-def toy_methods(quick: bool) -> dict[str, dict[str, Any]]:
+def toy_methods(quick: bool, mixture: str = "ring") -> dict[str, dict[str, Any]]:
     steps = {"steps": 50} if quick else {}
-    # The baseline's G is the preset's MLP (widths, activation) without the discrete latent codes.
-    return {"ours": dict(steps), "baseline": {**BASELINE, "generator": {"latent_codes": 0}, **steps}}
+    # On the grid, ours also exports its calibrated D (drs.enabled), so the same trained model is
+    # scored twice: plain samples (the headline) and discriminator-rejection samples (with_drs).
+    drs = {"drs": {"enabled": True}} if mixture == "grid" else {}
+    # The baseline's G is the preset's MLP (widths, activation) without the discrete latent codes,
+    # and it samples plainly.
+    return {"ours": {**steps, **drs}, "baseline": {**BASELINE, "generator": {"latent_codes": 0},
+                                                   "drs": {"enabled": False}, **steps}}
+
+
+def _toy_scores(model: Any, n: int, seed: int, centres: torch.Tensor, std: float) -> dict[str, Any]:
+    """Score n plain samples; for a model with a calibrated D (drs.enabled) also n samples drawn
+    through discriminator rejection sampling (``with_drs``), from the same seed."""
+    from ..metrics.modes import score_modes
+
+    def score(points: torch.Tensor) -> dict[str, Any]:
+        s = score_modes(points, centres, std).as_dict()
+        s.pop("counts")
+        return s
+
+    plain = score(model.sample(n, seed=10_000 + seed, drs=False))
+    if not model.has_drs:
+        return plain
+    c0 = time.process_time()
+    points, stats = model.rejection_sample(n, None, seed=10_000 + seed)
+    return {**plain, "with_drs": {**score(points), "acceptance": stats["acceptance"],
+                                  "sample_cpu_seconds": round(time.process_time() - c0, 2)}}
 
 
 @BENCHMARKS.register("mode-coverage", description="toy2d ring/grid, PacGAN protocol: modes, % high quality, reverse KL; tuned preset vs plain GAN")
 def mode_coverage(quick: bool = False, device: str = "auto", log: Log | None = None) -> dict:
     from ..data import toy2d_modes
-    from ..metrics.modes import score_modes
 
     log = log or (lambda msg: None)
     seeds = [0] if quick else [0, 1, 2]
@@ -85,19 +114,26 @@ def mode_coverage(quick: bool = False, device: str = "auto", log: Log | None = N
     for mixture, preset in TOY_PRESETS.items():
         centres, std = toy2d_modes(mixture)
         entry: dict[str, Any] = {"preset": preset, "modes": int(centres.shape[0]), "std": std}
-        for method, overrides in toy_methods(quick).items():
+        for method, overrides in toy_methods(quick, mixture).items():
             runs, settings = [], {}
             for seed in seeds:
-                points, seconds, settings = _train_and_sample(preset, overrides, TOY_SAMPLES, seed, device)
-                score = score_modes(points, centres, std).as_dict()
-                score.pop("counts")
+                model, seconds, settings = _train(preset, overrides, seed, device)
+                score = _toy_scores(model, TOY_SAMPLES, seed, centres, std)
                 runs.append({"seed": seed, **score, **seconds})
+                drs = score.get("with_drs")
                 log(f"{mixture} {method} seed {seed}: {score['covered']}/{score['modes']} modes, "
-                    f"{score['high_quality']:.1%} high quality, reverse KL {score['reverse_kl']}, "
-                    f"{seconds['train_seconds']:.0f} s wall / {seconds['train_cpu_seconds']:.0f} s CPU")
+                    f"{score['high_quality']:.1%} high quality, reverse KL {score['reverse_kl']}"
+                    + (f" (with DRS: {drs['covered']} modes, {drs['high_quality']:.1%}, KL {drs['reverse_kl']}, "
+                       f"acceptance {drs['acceptance']:.0%})" if drs else "")
+                    + f", {seconds['train_seconds']:.0f} s wall / {seconds['train_cpu_seconds']:.0f} s CPU")
+            keys = ("covered", "high_quality", "reverse_kl")
             entry[method] = {"settings": _settings(settings), "runs": runs,
-                             **_method_summary(runs, ("covered", "high_quality", "reverse_kl", "train_seconds",
-                                                      "train_cpu_seconds"))}
+                             **_method_summary(runs, (*keys, "train_seconds", "train_cpu_seconds"))}
+            if "with_drs" in runs[0]:
+                entry[method]["with_drs"] = {
+                    "sampling": "discriminator rejection sampling (Azadi et al. 2019) with the run's calibrated D, "
+                                "same trained model and seed",
+                    **_method_summary([r["with_drs"] for r in runs], (*keys, "acceptance", "sample_cpu_seconds"))}
         result[mixture] = entry
     return result
 
@@ -106,7 +142,7 @@ def _settings(settings: dict) -> dict:
     keep = ("steps", "batch_size", "pack", "loss", "lr_g", "lr_d", "beta1", "beta2", "n_critic", "ema_kimg",
             "ema_rampup", "lr_decay_start",
             "r1_gamma", "r1_every", "gp_weight", "lecam_weight", "augment", "z_dim", "generator", "discriminator",
-            "image_size")
+            "image_size", "drs")
     return {k: settings[k] for k in keep if k in settings}
 
 

@@ -19,6 +19,7 @@ from ..training.checkpoint import export_model
 from ..training.loop import OptimizerSpec, Phase, linear_decay
 from ..training.stream import Batch
 from . import TASKS
+from .drs import calibrate, settings_of
 from .inference import GenerativeModel
 
 PREVIEW_COUNT = 64
@@ -287,7 +288,30 @@ class GenerationTask:
                           scale=max(1, 64 // images.shape[-1]))
 
     def export(self, model_dir: Path, nets: dict[str, nn.Module]) -> None:
-        export_model(model_dir, {"generator": nets["generator"]}, self.model_info(nets["generator"]))
+        G = nets["generator"]
+        weights, info = {"generator": G}, self.model_info(G)
+        if self.cfg.drs.enabled:
+            D = self.calibrated_discriminator(G, nets["discriminator"])
+            weights["discriminator"] = D
+            info["drs"] = {**settings_of(self.cfg, self.pack), "discriminator": D.config}
+        export_model(model_dir, weights, info)
+
+    def calibrated_discriminator(self, G: nn.Module, D: nn.Module) -> nn.Module:
+        """DRS calibration: D fine-tuned on real data vs the exported G, from a stream and noise
+        of their own (seeded by the run's seed and step), so training's randomness is untouched
+        and the same checkpoint always exports the same D."""
+        from ..training.stream import BatchStream
+
+        seed = self.cfg.seed * 1_000_003 + int(getattr(self, "step", 0)) + 77
+        stream = BatchStream(self.bundle, self.cfg.batch_size, self.device, seed)
+        g = torch.Generator(device=self.device).manual_seed(seed)
+
+        def fake(n: int, labels: torch.Tensor | None) -> torch.Tensor:
+            return G(torch.randn(n, self.z_dim, device=self.device, generator=g), labels)
+
+        with eval_mode(G):
+            return calibrate(D, fake, stream.next, self.pack, self.cfg.drs.steps, self.cfg.drs.lr,
+                             (self.cfg.beta1, self.cfg.beta2), bool(self.num_classes))
 
     def model_info(self, G: nn.Module) -> dict[str, Any]:
         return {

@@ -58,12 +58,24 @@ class GenerativeModel:
         self.num_classes: int = int(data.get("num_classes", 0))
         self.class_names: list[str] = list(data.get("class_names", []))
         self.z_dim: int = int(info["z_dim"])
+        # The calibrated discriminator of a run trained with drs.enabled=true: rejection sampling.
+        self.discriminator: nn.Module | None = None
 
     @classmethod
     def load(cls, model_dir: Path, info: dict[str, Any], device: torch.device) -> "GenerativeModel":
         G = build("generator", info["generator"])
         load_weights(G, model_dir / "generator.safetensors", device)
-        return cls(G, info, device, model_dir)
+        model = cls(G, info, device, model_dir)
+        if isinstance(info.get("drs"), dict):
+            D = build("discriminator", info["drs"]["discriminator"])
+            load_weights(D, model_dir / "discriminator.safetensors", device)
+            model.discriminator = D.to(device).eval().requires_grad_(False)
+        return model
+
+    @property
+    def has_drs(self) -> bool:
+        """True when this model carries a calibrated D, so ``sample`` rejects by default (DRS)."""
+        return self.discriminator is not None
 
     @property
     def conditional(self) -> bool:
@@ -85,6 +97,9 @@ class GenerativeModel:
 
     def noise(self, n: int, seed: int | None = None, truncation: float | None = None) -> torch.Tensor:
         g = torch.Generator().manual_seed(_generator_seed() if seed is None else int(seed))
+        return self._draw(n, g, truncation)
+
+    def _draw(self, n: int, g: torch.Generator, truncation: float | None = None) -> torch.Tensor:
         z = torch.randn(n, self.z_dim, generator=g)
         if truncation is not None:
             if not truncation > 0:
@@ -99,22 +114,50 @@ class GenerativeModel:
         return z.to(self.device)
 
     @torch.no_grad()
-    def generate(self, z: torch.Tensor, labels: torch.Tensor | None, batch_size: int = 256) -> torch.Tensor:
-        outs = []
-        for i in range(0, z.shape[0], batch_size):
-            out = self.generator(z[i : i + batch_size], None if labels is None else labels[i : i + batch_size])
-            outs.append(out.float().cpu())
-        out = torch.cat(outs) if outs else torch.empty(0, *self.shape)
+    def _raw(self, z: torch.Tensor, labels: torch.Tensor | None, batch_size: int = 256) -> torch.Tensor:
+        """G's float output on the model's device, in batches."""
+        outs = [self.generator(z[i : i + batch_size], None if labels is None else labels[i : i + batch_size]).float()
+                for i in range(0, z.shape[0], batch_size)]
+        return torch.cat(outs) if outs else torch.empty(0, *self.shape, device=self.device)
+
+    def _output(self, out: torch.Tensor) -> torch.Tensor:
+        out = out.cpu()
         if self.kind == "points":
             return out
         return ((out.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
 
+    @torch.no_grad()
+    def generate(self, z: torch.Tensor, labels: torch.Tensor | None, batch_size: int = 256) -> torch.Tensor:
+        return self._output(self._raw(z, labels, batch_size))
+
     def sample(self, n: int, labels: int | Sequence[int] | torch.Tensor | None = None, seed: int | None = None,
-               truncation: float | None = None) -> torch.Tensor:
-        """``n`` samples: uint8 (N, C, H, W) images, or float32 (N, 2) points for toy2d models."""
+               truncation: float | None = None, drs: bool | None = None) -> torch.Tensor:
+        """``n`` samples: uint8 (N, C, H, W) images, or float32 (N, 2) points for toy2d models.
+
+        ``drs``: discriminator rejection sampling (Azadi et al. 2019) with the run's calibrated D;
+        None = on exactly when the model carries one (trained with drs.enabled=true)."""
         if not isinstance(n, int) or n < 1:
             raise GancvError(f"number of samples must be a positive integer, got {n!r}")
-        return self.generate(self.noise(n, seed, truncation), self._labels(n, labels))
+        if drs and not self.has_drs:
+            raise GancvError(f"{self.path or 'this model'} has no discriminator for rejection sampling (DRS): "
+                             "train it with drs.enabled=true, or sample without --drs")
+        lab = self._labels(n, labels)
+        if not (self.has_drs if drs is None else drs):
+            return self.generate(self.noise(n, seed, truncation), lab)
+        return self.rejection_sample(n, lab, seed, truncation)[0]
+
+    def rejection_sample(self, n: int, labels: torch.Tensor | None = None, seed: int | None = None,
+                         truncation: float | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+        """DRS samples and the sampler's statistics ({acceptance, drawn}); ``labels`` already checked."""
+        from .drs import RejectionSampler
+
+        if self.discriminator is None:
+            raise GancvError("this model has no discriminator for rejection sampling (DRS); train with drs.enabled=true")
+        g = torch.Generator().manual_seed(_generator_seed() if seed is None else int(seed))
+        sampler = RejectionSampler(self.discriminator, self.info["drs"], self._raw,
+                                   lambda k, gen: self._draw(k, gen, truncation))
+        out, stats = sampler.sample(n, labels, g, lambda k: self._labels(k, None))
+        return self._output(out), stats
 
     def interpolate(self, steps: int = 8, rows: int = 4, seed: int | None = None,
                     labels: int | Sequence[int] | None = None, method: str | None = None) -> torch.Tensor:

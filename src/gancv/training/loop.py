@@ -86,6 +86,9 @@ class Trainer:
         from ..tasks import TASKS
 
         self.cfg, self.out = cfg, Path(out)
+        if cfg.drs.enabled and cfg.task != "generation":
+            raise GancvError(f"drs.enabled=true (discriminator rejection sampling) is built for task=generation, "
+                             f"not task={cfg.task}; set drs.enabled=false")
         # A batch that does not split over the processes fails before any process group is joined.
         distributed.micro_batch(cfg.batch_size, distributed.env_dist().world, cfg.grad_accum)
         self.dist, self.device = distributed.setup(resolve_device(cfg.device))
