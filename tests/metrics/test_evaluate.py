@@ -241,3 +241,23 @@ def test_bad_feature_specs(spec, tmp_path, real16, capsys):
     path = _npz(tmp_path / "f.npz", real16[0][:200])
     code, _, err = cli(capsys, "evaluate", "--fake", path, "--real", "digits", "--features", spec)
     assert code == 2 and "Traceback" not in err
+
+
+@pytest.mark.parametrize("damage", ["garbage", "no-info"])
+def test_a_damaged_classifier_cache_entry_is_rebuilt(damage):
+    """A cache entry is trusted only if it loads and carries what its caller needs; else retrained."""
+
+    from gancv.metrics.classifier import cache_root, heldout_classifier
+
+    _, info = heldout_classifier("digits", 8, 1)
+    (entry,) = [p for p in (cache_root() / "classifiers").iterdir() if "8px-1c-heldout" in p.name]
+    cfg = entry / "config.json"
+    if damage == "garbage":
+        cfg.write_text("{not json")
+    else:
+        meta = json.loads(cfg.read_text())
+        del meta["info"]
+        cfg.write_text(json.dumps(meta))
+    _, again = heldout_classifier("digits", 8, 1)
+    assert again == info  # rebuilt by the same seeded recipe
+    assert json.loads(cfg.read_text())["info"] == info

@@ -13,7 +13,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -177,6 +177,24 @@ def load_classifier(directory: Path) -> Classifier | None:
     return model.eval().requires_grad_(False)
 
 
+def _cached(where: Path, train: Callable[[], tuple[Classifier, dict[str, Any]]],
+            fits: Callable[[Classifier, dict[str, Any]], bool]) -> tuple[Classifier, dict[str, Any]]:
+    """The classifier cached in ``where`` with its saved meta data, or ``train()``'s, then cached.
+
+    An entry that does not load or does not ``fit`` is rebuilt, never trusted."""
+    cached = load_classifier(where)
+    if cached is not None:
+        try:
+            meta = json.loads((where / "config.json").read_text())
+            if fits(cached, meta):
+                return cached, meta
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+    model, meta = train()
+    save_classifier(model, where, meta)
+    return model, meta
+
+
 def classifier_for_data(spec: str, size: int, channels: int, directory: Path | None = None,
                         log: Any = None) -> Classifier:
     """The standard classifier trained on the real data set ``spec`` at ``size`` px, cached.
@@ -189,20 +207,20 @@ def classifier_for_data(spec: str, size: int, channels: int, directory: Path | N
     recipe = TrainRecipe(steps=DEFAULT_STEPS)
     key = {"data": spec, "size": size, "channels": channels, "recipe": recipe.__dict__, "version": 1}
     where = directory or cache_root() / "classifiers" / f"{_slug(spec)}-{size}px-{channels}c-{cache_key(key)}"
-    cached = load_classifier(where)
-    if cached is not None and cached.size == size and cached.channels == channels:
-        return cached
-    bundle = load_data(spec, image_size=size, channels=channels)
-    if bundle.kind != "image":
-        raise GancvError(f"{spec} is not an image data set; image metrics need images")
-    if bundle.num_classes == 0 or bundle.x is None or bundle.y is None:
-        raise GancvError(f"{spec} has no class labels (or is too large to hold in memory), so no classifier can be "
-                         "trained on it; use --features inception or a labelled data set")
-    if log:
-        log(f"training the {spec} classifier at {size} px (once; cached in {where})")
-    model = train_classifier(bundle.x, bundle.y, bundle.num_classes, recipe, size=size, channels=channels)
-    save_classifier(model, where, {"data": spec, "class_names": bundle.class_names, "key": key})
-    return model
+
+    def train() -> tuple[Classifier, dict[str, Any]]:
+        bundle = load_data(spec, image_size=size, channels=channels)
+        if bundle.kind != "image":
+            raise GancvError(f"{spec} is not an image data set; image metrics need images")
+        if bundle.num_classes == 0 or bundle.x is None or bundle.y is None:
+            raise GancvError(f"{spec} has no class labels (or is too large to hold in memory), so no classifier can be "
+                             "trained on it; use --features inception or a labelled data set")
+        if log:
+            log(f"training the {spec} classifier at {size} px (once; cached in {where})")
+        model = train_classifier(bundle.x, bundle.y, bundle.num_classes, recipe, size=size, channels=channels)
+        return model, {"data": spec, "class_names": bundle.class_names, "key": key}
+
+    return _cached(where, train, fits=lambda m, meta: m.size == size and m.channels == channels)[0]
 
 
 def heldout_classifier(spec: str, size: int, channels: int, holdout: float = 0.2, steps: int = 0,
@@ -219,35 +237,32 @@ def heldout_classifier(spec: str, size: int, channels: int, holdout: float = 0.2
     recipe = TrainRecipe(steps=steps or DEFAULT_STEPS)
     key = {"data": spec, "size": size, "channels": channels, "recipe": recipe.__dict__, "holdout": holdout, "version": 1}
     where = cache_root() / "classifiers" / f"{_slug(spec)}-{size}px-{channels}c-heldout-{cache_key(key)}"
-    cached = load_classifier(where)
-    if cached is not None:
-        try:
-            info = json.loads((where / "config.json").read_text())["info"]
-            return cached, info
-        except (OSError, ValueError, KeyError, TypeError):
-            pass  # an entry without its info is rebuilt
-    bundle = load_data(spec, image_size=size, channels=channels)
-    if bundle.kind != "image" or bundle.num_classes < 2 or bundle.x is None or bundle.y is None:
-        raise GancvError(f"{spec} has no class labels (or fewer than 2 classes, or is too large to hold in memory), "
-                         "so no classifier can be trained on it; pass labelled images, e.g. folder:PATH with one "
-                         "sub-folder per class")
-    g = torch.Generator().manual_seed(0)
-    test = torch.zeros(len(bundle.y), dtype=torch.bool)
-    for c in range(bundle.num_classes):
-        idx = torch.nonzero(bundle.y == c).flatten()
-        n_test = int(round(holdout * len(idx))) if len(idx) > 1 else 0
-        test[idx[torch.randperm(len(idx), generator=g)[:n_test]]] = True
-    if not test.any() or test.all():
-        raise GancvError(f"{spec}: too few labelled images ({len(bundle.y)}) to hold some out for testing the classifier")
-    if log:
-        log(f"training the {spec} classifier at {size} px on {int((~test).sum())} images, testing on {int(test.sum())} "
-            f"(once; cached in {where})")
-    model = train_classifier(bundle.x[~test], bundle.y[~test], bundle.num_classes, recipe, size=size, channels=channels)
-    info = {"data": spec, "num_classes": bundle.num_classes, "class_names": list(bundle.class_names),
-            "train_images": int((~test).sum()), "heldout_images": int(test.sum()),
-            "heldout_accuracy": round(accuracy(model, bundle.x[test], bundle.y[test]), 4), "steps": recipe.steps}
-    save_classifier(model, where, {"info": info, "key": key})
-    return model, info
+
+    def train() -> tuple[Classifier, dict[str, Any]]:
+        bundle = load_data(spec, image_size=size, channels=channels)
+        if bundle.kind != "image" or bundle.num_classes < 2 or bundle.x is None or bundle.y is None:
+            raise GancvError(f"{spec} has no class labels (or fewer than 2 classes, or is too large to hold in memory), "
+                             "so no classifier can be trained on it; pass labelled images, e.g. folder:PATH with one "
+                             "sub-folder per class")
+        g = torch.Generator().manual_seed(0)
+        test = torch.zeros(len(bundle.y), dtype=torch.bool)
+        for c in range(bundle.num_classes):
+            idx = torch.nonzero(bundle.y == c).flatten()
+            n_test = int(round(holdout * len(idx))) if len(idx) > 1 else 0
+            test[idx[torch.randperm(len(idx), generator=g)[:n_test]]] = True
+        if not test.any() or test.all():
+            raise GancvError(f"{spec}: too few labelled images ({len(bundle.y)}) to hold some out for testing the classifier")
+        if log:
+            log(f"training the {spec} classifier at {size} px on {int((~test).sum())} images, testing on {int(test.sum())} "
+                f"(once; cached in {where})")
+        model = train_classifier(bundle.x[~test], bundle.y[~test], bundle.num_classes, recipe, size=size, channels=channels)
+        info = {"data": spec, "num_classes": bundle.num_classes, "class_names": list(bundle.class_names),
+                "train_images": int((~test).sum()), "heldout_images": int(test.sum()),
+                "heldout_accuracy": round(accuracy(model, bundle.x[test], bundle.y[test]), 4), "steps": recipe.steps}
+        return model, {"info": info, "key": key}
+
+    model, meta = _cached(where, train, fits=lambda m, meta: isinstance(meta.get("info"), dict))
+    return model, meta["info"]
 
 
 def _slug(text: str) -> str:
