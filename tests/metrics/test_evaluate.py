@@ -246,7 +246,6 @@ def test_bad_feature_specs(spec, tmp_path, real16, capsys):
 @pytest.mark.parametrize("damage", ["garbage", "no-info"])
 def test_a_damaged_classifier_cache_entry_is_rebuilt(damage):
     """A cache entry is trusted only if it loads and carries what its caller needs; else retrained."""
-
     from gancv.metrics.classifier import cache_root, heldout_classifier
 
     _, info = heldout_classifier("digits", 8, 1)
