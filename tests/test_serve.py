@@ -407,3 +407,28 @@ def test_image_to_image_dispatch(tmp_path, outputs):
     titles = {getattr(b, "label", None) for b in app.blocks.values()}
     assert "Translate" in titles and "Upscale" not in titles and "Generate" not in titles
 
+
+
+class _Upscaler:
+    """A stand-in x2 model whose self-ensemble is visibly different: black plain, white ensembled."""
+
+    task, shape, model_id = "restoration", (3, 16, 16), "0a0b0c0e"
+    capabilities = frozenset({"upscale"})
+
+    def upscale(self, images, ensemble=False):
+        n, c, h, w = images.shape
+        return images.new_full((n, c, 2 * h, 2 * w), 255 if ensemble else 0)  # uint8 in, uint8 out
+
+
+@pytest.mark.parametrize("ticked", [False, True])
+def test_upscale_tab_self_ensemble_box(tmp_path, outputs, ticked):
+    """The Upscale tab's checkbox reaches the model as ``ensemble=``, as ``gancv upscale --ensemble`` does."""
+    from gancv.serve.app import build_app
+    from gancv.serve.models import Catalog, Served
+
+    app = build_app(Catalog({"x2": Served("x2", tmp_path, _Upscaler(), None)}), outputs)
+    (fn,) = [f for f in app.fns.values() if f.api_name == "upscale"]
+    assert [type(i).__name__ for i in fn.inputs] == ["Dropdown", "Checkbox", "Image"]
+    upload = _save(tmp_path, "in.png", Image.new("RGB", (16, 16), (10, 200, 30)))
+    shown = np.asarray(Image.open(fn.fn("x2", ticked, upload)).convert("L"), dtype=float)
+    assert shown.mean() > 200 if ticked else shown.mean() < 55  # white = ensembled (the watermark moves a few levels)

@@ -276,6 +276,9 @@ def build_app(catalog: Catalog, out: OutputDir, refresh_s: float = 2.0) -> Any:
                             ways = sorted({d for n in names for d in getattr(catalog.get(n).model, "directions", [])})
                             inputs.append(gr.Dropdown([DEFAULT_DIRECTION, *ways], value=DEFAULT_DIRECTION,
                                                       label="direction", elem_id="translate-direction"))
+                        else:  # upscale: the 8-flip self-ensemble, as `gancv upscale --ensemble`
+                            inputs.append(gr.Checkbox(False, label="self-ensemble (8 flips/rotations, 8x slower)",
+                                                      elem_id="upscale-ensemble"))
                     m_input = gr.Image(type="filepath", label="upload", sources=["upload"], elem_id=f"{method}-input")
                     m_button = gr.Button(title, variant="primary", elem_id=f"{method}-button")
                     m_output = gr.Image(type="filepath", label="result", format="png", elem_id=f"{method}-output")
@@ -284,7 +287,8 @@ def build_app(catalog: Catalog, out: OutputDir, refresh_s: float = 2.0) -> Any:
                         m_button.click(lambda n, d, u, h=handler: h(n, u, direction=d), [*inputs, m_input], m_output,
                                        api_name=method)
                     else:
-                        m_button.click(lambda n, u, h=handler: h(n, u), [m_model, m_input], m_output, api_name=method)
+                        m_button.click(lambda n, e, u, h=handler: h(n, u, ensemble=bool(e)), [*inputs, m_input], m_output,
+                                       api_name=method)
             fill_models = catalog.with_capability("inpaint")
             if fill_models:
                 with gr.Tab("Inpaint", id="inpaint"):
