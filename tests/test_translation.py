@@ -146,16 +146,21 @@ def test_cyclegan_trains_both_directions(cyclegan_run, tmp_path, capsys):
 
 @pytest.mark.slow
 def test_cyclegan_resume_is_exact(horse2zebra, tmp_path):
+    # with an EMA of both generators: their averages are checkpointed, resumed and exported
     overrides = ["task=cyclegan", f"data=unpaired:{horse2zebra}", "loss=lsgan", "pool_size=2", "lr_decay_start=0.5",
-                 "flip=true", *NETS]
+                 "flip=true", "ema_kimg=0.004", *NETS]
     full = gancv.train(make_config(None, overrides), out=tmp_path / "full")
     part = gancv.train(make_config(None, overrides), out=tmp_path / "part")
     shutil.rmtree(checkpoint_dirs(part)[-1])  # as if killed after step 2
     gancv.train({}, resume=part)
-    for name in ("generator_ab", "generator_ba", "discriminator_b"):
-        a = load_file(str(checkpoint_dirs(full)[-1] / f"{name}.safetensors"))
+    last = checkpoint_dirs(full)[-1]
+    for name in ("generator_ab", "generator_ba", "discriminator_b", "generator_ab_ema", "generator_ba_ema"):
+        a = load_file(str(last / f"{name}.safetensors"))
         b = load_file(str(checkpoint_dirs(part)[-1] / f"{name}.safetensors"))
         assert all(torch.equal(a[k], b[k]) for k in a), name
+    exported = load_file(str(full / "model" / "generator_b2a.safetensors"))
+    raw, ema = (load_file(str(last / f"generator_ba{s}.safetensors")) for s in ("", "_ema"))
+    assert all(torch.equal(exported[k], ema[k]) for k in ema) and not all(torch.equal(raw[k], ema[k]) for k in ema)
 
 
 @pytest.mark.slow

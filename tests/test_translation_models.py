@@ -113,3 +113,33 @@ def test_residual_generators_predict_a_change_to_the_input(name):
     assert build("generator", G.config).residual
     with pytest.raises(GancvError, match="in_channels"):
         small_g(name, residual=True, in_channels=1, out_channels=3)
+
+
+@pytest.mark.parametrize("name", ["unet", "resnet-blocks"])
+def test_resize_upsampling_option(name):
+    torch.manual_seed(0)
+    G = small_g(name, upsample="resize")
+    x = torch.rand(2, 3, 16, 32) * 2 - 1
+    assert G(x).shape == x.shape
+    assert not any(isinstance(m, torch.nn.ConvTranspose2d) for m in G.modules())
+    assert any(isinstance(m, torch.nn.ConvTranspose2d) for m in small_g(name).modules())  # default: the papers'
+    clone = build("generator", G.config)
+    clone.load_state_dict(G.state_dict())
+    assert clone.config["upsample"] == "resize" and torch.equal(G.eval()(x), clone.eval()(x))
+    with pytest.raises(GancvError, match="upsample"):
+        small_g(name, upsample="bilinear-ish")
+
+
+@pytest.mark.parametrize("resnet", [False, True])
+def test_transposed_conv_builds_in_a_checkerboard_and_resize_conv_does_not(resnet):
+    # A flat input: a transposed stride-2 conv gives output pixels of different parity different
+    # sums of kernel taps (Odena et al. 2016); nearest resize + conv gives every pixel the same taps.
+    from gancv.models.translation import up_conv
+
+    torch.manual_seed(0)
+    flat = torch.ones(1, 4, 8, 8)
+    for kind, expect_flat in (("transpose", False), ("resize", True)):
+        layer = torch.nn.Sequential(*up_conv(4, 2, kind, bias=False, resnet=resnet))
+        inner = layer(flat)[..., 2:-2, 2:-2]  # away from the zero-padded borders
+        assert inner.shape[-1] == 12
+        assert torch.allclose(inner, inner[..., :1, :1].expand_as(inner), atol=1e-6) == expect_flat

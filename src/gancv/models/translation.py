@@ -65,6 +65,27 @@ def init_weights(net: nn.Module, kind: str = "normal", gain: float = 0.02) -> No
     net.apply(apply)
 
 
+UPSAMPLES = ("transpose", "resize")
+
+
+def up_conv(cin: int, cout: int, upsample: str, bias: bool = True, resnet: bool = False) -> list[nn.Module]:
+    """A 2x up-sampling convolution.
+
+    ``transpose``: the papers' transposed convolution (4x4 stride 2 in the U-Net, 3x3 stride 2 with
+    output padding in the ResNet generator). Its kernel overlaps unevenly across output pixels, which
+    leaves a checkerboard pattern that the discriminator has to learn away (Odena et al. 2016).
+    ``resize``: nearest-neighbour 2x up-sampling followed by a 3x3 convolution: every output pixel
+    sees the same number of kernel taps, so no checkerboard is built in.
+    """
+    if upsample == "transpose":
+        if resnet:
+            return [nn.ConvTranspose2d(cin, cout, 3, 2, 1, output_padding=1, bias=bias)]
+        return [nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=bias)]
+    if upsample == "resize":
+        return [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(cin, cout, 3, 1, 1, bias=bias)]
+    raise ValueError(f"upsample={upsample!r} is not one of {', '.join(UPSAMPLES)}")
+
+
 def _check_residual(residual: bool, in_channels: int, out_channels: int) -> None:
     if residual and in_channels != out_channels:
         raise ValueError(f"residual=True adds the input to the output, so in_channels ({in_channels}) must equal "
@@ -93,20 +114,20 @@ class _UNetBlock(nn.Module):
 
     def __init__(self, outer: int, inner_ch: int, inner: nn.Module | None, norm: Callable[[int], nn.Module],
                  outermost: bool = False, in_channels: int | None = None, out_channels: int | None = None,
-                 dropout: bool = False, use_bias: bool = True, tanh: bool = True):
+                 dropout: bool = False, use_bias: bool = True, tanh: bool = True, upsample: str = "transpose"):
         super().__init__()
         self.outermost = outermost
         cin = in_channels if in_channels is not None else outer
         down = [nn.Conv2d(cin, inner_ch, 4, 2, 1, bias=use_bias)]
         if outermost:
-            up = [nn.ReLU(True), nn.ConvTranspose2d(inner_ch * 2, out_channels or outer, 4, 2, 1)]
+            up = [nn.ReLU(True), *up_conv(inner_ch * 2, out_channels or outer, upsample)]
             up += [nn.Tanh()] if tanh else []
             layers = down + [inner] + up  # type: ignore[list-item]
         elif inner is None:  # innermost: no norm on the 1x1 bottleneck (it would zero it out)
-            up = [nn.ReLU(True), nn.ConvTranspose2d(inner_ch, outer, 4, 2, 1, bias=use_bias), norm(outer)]
+            up = [nn.ReLU(True), *up_conv(inner_ch, outer, upsample, use_bias), norm(outer)]
             layers = [nn.LeakyReLU(0.2, True)] + down + up
         else:
-            up = [nn.ReLU(True), nn.ConvTranspose2d(inner_ch * 2, outer, 4, 2, 1, bias=use_bias), norm(outer)]
+            up = [nn.ReLU(True), *up_conv(inner_ch * 2, outer, upsample, use_bias), norm(outer)]
             layers = [nn.LeakyReLU(0.2, True)] + down + [norm(inner_ch), inner] + up
             if dropout:
                 layers.append(nn.Dropout(0.5))
@@ -121,7 +142,8 @@ class _UNetBlock(nn.Module):
 @register("generator", "unet", "U-Net image-to-image generator with skip connections (pix2pix); num_downs sets the depth")
 class UNetGenerator(ImageToImage):
     def __init__(self, in_channels: int = 3, out_channels: int = 3, num_downs: int = 8, width: int = 64,
-                 norm: str = "batch", dropout: bool = True, init: str = "normal", residual: bool = False):
+                 norm: str = "batch", dropout: bool = True, init: str = "normal", residual: bool = False,
+                 upsample: str = "transpose"):
         super().__init__()
         if num_downs < 2:
             raise ValueError(f"num_downs must be >= 2, got {num_downs}")
@@ -136,9 +158,10 @@ class UNetGenerator(ImageToImage):
             innermost = block is None
             # as in the reference: dropout in the 8x-wide decoder levels above the innermost one
             drop = dropout and not innermost and ch[level - 1] == width * 8
-            block = _UNetBlock(ch[level - 1], ch[level], block, norm_fn, dropout=drop, use_bias=use_bias)
+            block = _UNetBlock(ch[level - 1], ch[level], block, norm_fn, dropout=drop, use_bias=use_bias,
+                               upsample=upsample)
         self.model = _UNetBlock(out_channels, ch[0], block, norm_fn, outermost=True, in_channels=in_channels,
-                                out_channels=out_channels, use_bias=use_bias, tanh=not residual)
+                                out_channels=out_channels, use_bias=use_bias, tanh=not residual, upsample=upsample)
         init_weights(self, init)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -150,15 +173,17 @@ class UNetGenerator(ImageToImage):
 @register("generator", "unet-128", "U-Net with 7 down-samplings (pix2pix unet_128, for 128 px training)")
 class UNet128(UNetGenerator):
     def __init__(self, in_channels: int = 3, out_channels: int = 3, num_downs: int = 7, width: int = 64,
-                 norm: str = "batch", dropout: bool = True, init: str = "normal", residual: bool = False):
-        super().__init__(in_channels, out_channels, num_downs, width, norm, dropout, init, residual)
+                 norm: str = "batch", dropout: bool = True, init: str = "normal", residual: bool = False,
+                 upsample: str = "transpose"):
+        super().__init__(in_channels, out_channels, num_downs, width, norm, dropout, init, residual, upsample)
 
 
 @register("generator", "unet-256", "U-Net with 8 down-samplings (pix2pix unet_256, the paper's default at 256 px)")
 class UNet256(UNetGenerator):
     def __init__(self, in_channels: int = 3, out_channels: int = 3, num_downs: int = 8, width: int = 64,
-                 norm: str = "batch", dropout: bool = True, init: str = "normal", residual: bool = False):
-        super().__init__(in_channels, out_channels, num_downs, width, norm, dropout, init, residual)
+                 norm: str = "batch", dropout: bool = True, init: str = "normal", residual: bool = False,
+                 upsample: str = "transpose"):
+        super().__init__(in_channels, out_channels, num_downs, width, norm, dropout, init, residual, upsample)
 
 
 # ---- ResNet generator ----------------------------------------------------------------------------
@@ -179,7 +204,7 @@ class _ResBlock(nn.Module):
 class ResnetGenerator(ImageToImage):
     def __init__(self, in_channels: int = 3, out_channels: int = 3, n_blocks: int = 9, width: int = 64,
                  norm: str = "instance", dropout: bool = False, init: str = "normal", n_downsampling: int = 2,
-                 residual: bool = False):
+                 residual: bool = False, upsample: str = "transpose"):
         super().__init__()
         if n_blocks < 0 or n_downsampling < 0:
             raise ValueError(f"n_blocks and n_downsampling must be >= 0, got {n_blocks}, {n_downsampling}")
@@ -197,8 +222,7 @@ class ResnetGenerator(ImageToImage):
             ch *= 2
         layers += [_ResBlock(ch, norm_fn, use_bias, dropout) for _ in range(n_blocks)]
         for _ in range(n_downsampling):
-            layers += [nn.ConvTranspose2d(ch, ch // 2, 3, 2, 1, output_padding=1, bias=use_bias), norm_fn(ch // 2),
-                       nn.ReLU(True)]
+            layers += [*up_conv(ch, ch // 2, upsample, use_bias, resnet=True), norm_fn(ch // 2), nn.ReLU(True)]
             ch //= 2
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(ch, out_channels, 7)] + ([] if residual else [nn.Tanh()])
         self.model = nn.Sequential(*layers)
@@ -214,16 +238,18 @@ class ResnetGenerator(ImageToImage):
 class Resnet6(ResnetGenerator):
     def __init__(self, in_channels: int = 3, out_channels: int = 3, n_blocks: int = 6, width: int = 64,
                  norm: str = "instance", dropout: bool = False, init: str = "normal", n_downsampling: int = 2,
-                 residual: bool = False):
-        super().__init__(in_channels, out_channels, n_blocks, width, norm, dropout, init, n_downsampling, residual)
+                 residual: bool = False, upsample: str = "transpose"):
+        super().__init__(in_channels, out_channels, n_blocks, width, norm, dropout, init, n_downsampling, residual,
+                         upsample)
 
 
 @register("generator", "resnet-9blocks", "ResNet generator with 9 blocks (CycleGAN at 256 px, the paper's default)")
 class Resnet9(ResnetGenerator):
     def __init__(self, in_channels: int = 3, out_channels: int = 3, n_blocks: int = 9, width: int = 64,
                  norm: str = "instance", dropout: bool = False, init: str = "normal", n_downsampling: int = 2,
-                 residual: bool = False):
-        super().__init__(in_channels, out_channels, n_blocks, width, norm, dropout, init, n_downsampling, residual)
+                 residual: bool = False, upsample: str = "transpose"):
+        super().__init__(in_channels, out_channels, n_blocks, width, norm, dropout, init, n_downsampling, residual,
+                         upsample)
 
 
 # ---- discriminators ------------------------------------------------------------------------------

@@ -216,7 +216,8 @@ class CycleGANTask:
             "generator": OptimizerSpec(("generator_ab", "generator_ba"), cfg.lr_g, betas),
             "discriminator": OptimizerSpec(("discriminator_a", "discriminator_b"), cfg.lr_d, betas),
         }
-        self.ema_network = None  # two generators; the loop's single-network EMA does not apply
+        # with ema_kimg > 0 the loop averages both generators; export and previews use the averages
+        self.ema_network = ("generator_ab", "generator_ba")
         # why a second stream: domain B has its own size and its own shuffling; its position is
         # part of the task state, so a resumed run draws exactly the batches it would have.
         dist = env_dist()

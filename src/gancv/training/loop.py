@@ -120,15 +120,16 @@ class Trainer:
                             spec.lr, spec.betas, self.plan)
             for name, spec in self.task.optimizers.items()
         }
-        self.ema = (
-            EMA(self.networks[self.task.ema_network], cfg.batch_size, cfg.ema_kimg, cfg.ema_rampup)
-            if cfg.ema_kimg > 0 and self.task.ema_network
-            else None
-        )
-        if self.ema is not None and self.plan.channels_last:
-            self.ema.shadow.to(memory_format=torch.channels_last)  # same layout: one fused EMA update
+        # A task names one network to average, or several (CycleGAN's two generators).
+        ema_names = self.task.ema_network
+        ema_names = (ema_names,) if isinstance(ema_names, str) else tuple(ema_names or ())
+        self.emas = {name: EMA(self.networks[name], cfg.batch_size, cfg.ema_kimg, cfg.ema_rampup)
+                     for name in (ema_names if cfg.ema_kimg > 0 else ())}
+        if self.plan.channels_last:
+            for ema in self.emas.values():
+                ema.shadow.to(memory_format=torch.channels_last)  # same layout: one fused EMA update
         # After the EMA copy: the shadow is only sampled from, so it stays plain eager.
-        self.compiled = prepare_networks(self.networks, self.plan, checkpointed=(self.task.ema_network or "generator",))
+        self.compiled = prepare_networks(self.networks, self.plan, checkpointed=ema_names or ("generator",))
         self._verify_first_step = bool(self.compiled)
         self._graph = (CudaGraphStep(self._guarded_step, self.optimizers.values(),
                                      generators=[self.rng] if self.device.type == "cuda" else [])
@@ -166,8 +167,8 @@ class Trainer:
     # ---- checkpoints -------------------------------------------------------------------------
     def checkpoint_networks(self) -> dict[str, torch.nn.Module]:
         nets = dict(self.networks)
-        if self.ema is not None:
-            nets[f"{self.task.ema_network}_ema"] = self.ema.shadow
+        for name, ema in self.emas.items():
+            nets[f"{name}_ema"] = ema.shadow
         return nets
 
     def save(self) -> Path:
@@ -190,8 +191,8 @@ class Trainer:
 
     def export_networks(self) -> dict[str, torch.nn.Module]:
         nets = dict(self.networks)
-        if self.ema is not None:  # sampling and export use the EMA weights when there are any
-            nets[self.task.ema_network] = self.ema.shadow
+        for name, ema in self.emas.items():  # sampling and export use the EMA weights when there are any
+            nets[name] = ema.shadow
         return nets
 
     def _resume(self) -> None:
@@ -310,8 +311,8 @@ class Trainer:
                     self.guard.observe(losses["loss"], (p for g in opt.param_groups for p in g["params"]))
                 opt.step()
             logged.update({k: v for k, v in losses.items() if k != "loss"})
-        if self.ema is not None:
-            self.ema.update(self.networks[self.task.ema_network], (self.step + 1) * self.batch_size)
+        for name, ema in self.emas.items():
+            ema.update(self.networks[name], (self.step + 1) * self.batch_size)
         return logged
 
     def _guarded_step(self, batches: list[Batch]) -> Losses:
