@@ -8,6 +8,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from safetensors.torch import load_file
 
@@ -223,3 +224,32 @@ def test_linear_decay_schedule():
     assert linear_decay(0, 100, None) == 1.0
     assert [linear_decay(s, 100, 0.5) for s in (0, 50)] == [1.0, 1.0]
     assert linear_decay(99, 100, 0.5) < 0.05 and 0.45 < linear_decay(75, 100, 0.5) < 0.55
+
+
+def test_cyclegan_per_domain_cycle_weights(horse2zebra):
+    # lambda_cycle_a / lambda_cycle_b (the reference's lambda_A / lambda_B) weight each domain's
+    # cycle and identity terms; unset, both are lambda_cycle.
+    from gancv.data import load_data
+    from gancv.tasks.translation import CycleGANTask
+
+    def g_loss(*extra):
+        cfg = make_config(None, ["task=cyclegan", f"data=unpaired:{horse2zebra}", "loss=lsgan", "lambda_gan=0",
+                                 "pool_size=0", *NETS, *extra])
+        bundle = load_data(cfg.data, image_size=cfg.image_size, channels=cfg.channels, max_items=4, seed=0)
+        torch.manual_seed(0)
+        task = CycleGANTask(cfg, bundle, torch.device("cpu"), torch.Generator().manual_seed(0))
+        task.G_ab.eval(), task.G_ba.eval()
+        a = task.fixed_a[:2]
+        b = task.fixed_b[:2]
+        task._reals = lambda batch: (a, b)  # the same images for every setting
+        return task.g_step((a,))["loss"].item(), task, a, b
+
+    both, *_ = g_loss("lambda_cycle=10", "lambda_identity=0.5")
+    same, *_ = g_loss("lambda_cycle=10", "lambda_identity=0.5", "lambda_cycle_a=10", "lambda_cycle_b=10")
+    assert same == pytest.approx(both, rel=1e-6)
+    only_a, task, a, b = g_loss("lambda_cycle_a=3", "lambda_cycle_b=0", "lambda_identity=0.5")
+    with torch.no_grad():
+        expect = 3 * (F.l1_loss(task.G_ba(task.G_ab(a)), a) + 0.5 * F.l1_loss(task.G_ba(a), a))
+    assert only_a == pytest.approx(expect.item(), rel=1e-5) and only_a < both
+    with pytest.raises(GancvError, match="lambda_cycle_b"):
+        make_config(None, ["task=cyclegan", "lambda_cycle_b=-1"])

@@ -156,6 +156,10 @@ class TrainConfig:
     lambda_gan: float = 1.0  # weight of the adversarial term; 0 = pix2pix's L1-only ablation
     lambda_l1: float = 100.0  # pix2pix: weight of ||G(x) - y||_1
     lambda_cycle: float = 10.0  # cyclegan: weight of the cycle-consistency L1 terms
+    # cyclegan: per-domain weights (the reference code's lambda_A / lambda_B; None = lambda_cycle): A's
+    # weights ||G_ba(G_ab(a)) - a|| and the identity term on A, B's the other two
+    lambda_cycle_a: Optional[float] = None
+    lambda_cycle_b: Optional[float] = None
     lambda_identity: float = 0.5  # cyclegan: identity L1 weight, relative to lambda_cycle (reference code)
     pool_size: int = 50  # cyclegan: history of generated images shown to the discriminators (0 = off)
     flip: bool = False  # translation: random horizontal flips of training images (pairs flip together)
@@ -564,6 +568,9 @@ def validate(cfg: DictConfig) -> None:
     for key in ("lambda_gan", "lambda_l1", "lambda_cycle", "lambda_identity", "pool_size"):
         if cfg[key] < 0:
             raise GancvError(f"{key} must be >= 0, got {cfg[key]}")
+    for key in ("lambda_cycle_a", "lambda_cycle_b"):
+        if cfg[key] is not None and cfg[key] < 0:
+            raise GancvError(f"{key} must be >= 0 or null (= lambda_cycle), got {cfg[key]}")
     if cfg.keep_checkpoints < 1:
         raise GancvError(f"keep_checkpoints must be >= 1, got {cfg.keep_checkpoints}")
     for key in ("r1_gamma", "pl_weight"):

@@ -2,9 +2,10 @@
 
 pix2pix: a conditional GAN whose D judges (input, output) pairs, plus lambda_l1 * ||G(x) - y||_1.
 CycleGAN: G_ab, G_ba and D_a, D_b with the least-squares GAN loss, cycle consistency
-lambda_cycle * (||G_ba(G_ab(a)) - a||_1 + ||G_ab(G_ba(b)) - b||_1), identity loss
-lambda_identity * lambda_cycle * (||G_ab(b) - b||_1 + ||G_ba(a) - a||_1), a 50-image history pool
-of fakes for the discriminators, and LRs that decay linearly to 0 over the second half.
+lambda_A * ||G_ba(G_ab(a)) - a||_1 + lambda_B * ||G_ab(G_ba(b)) - b||_1 (both lambda_cycle unless
+set apart), identity loss lambda_identity * (lambda_B * ||G_ab(b) - b||_1 + lambda_A * ||G_ba(a) - a||_1),
+a 50-image history pool of fakes for the discriminators, and LRs that decay linearly to 0 over the
+second half.
 Both halve D's objective (the papers' "divide by 2 to slow D down").
 """
 from __future__ import annotations
@@ -209,6 +210,10 @@ class CycleGANTask:
         self.D_a = build("discriminator", {**cfg.discriminator, "in_channels": ca})
         self.D_b = build("discriminator", {**cfg.discriminator, "in_channels": cb})
         self.loss = LOSSES.get(cfg.loss)
+        # why per domain: when one direction loses information (colour -> gray, photo -> posterised),
+        # its cycle back can only be met by hiding the lost detail in the translation (a faint
+        # pattern, Chu et al. 2017); weighting that cycle less removes the incentive
+        self.lambda_a, self.lambda_b = (cfg.lambda_cycle if w is None else w for w in (cfg.lambda_cycle_a, cfg.lambda_cycle_b))
         self.networks: dict[str, nn.Module] = {"generator_ab": self.G_ab, "generator_ba": self.G_ba,
                                                "discriminator_a": self.D_a, "discriminator_b": self.D_b}
         betas = (cfg.beta1, cfg.beta2)
@@ -255,14 +260,16 @@ class CycleGANTask:
         real_a, real_b = self._reals(batch)
         fake_b, fake_a = self.G_ab(real_a), self.G_ba(real_b)
         rec_a, rec_b = self.G_ba(fake_b), self.G_ab(fake_a)
+        lam_a, lam_b = self.lambda_a, self.lambda_b
         gan = self.loss.g_loss(self.D_b(fake_b)) + self.loss.g_loss(self.D_a(fake_a))
-        cycle = F.l1_loss(rec_a, real_a) + F.l1_loss(rec_b, real_b)
-        loss = cfg.lambda_gan * gan + cfg.lambda_cycle * cycle
-        out = {"g_loss": gan.detach(), "cycle_loss": cycle.detach()}
+        cycle_a, cycle_b = F.l1_loss(rec_a, real_a), F.l1_loss(rec_b, real_b)
+        loss = cfg.lambda_gan * gan + lam_a * cycle_a + lam_b * cycle_b
+        out = {"g_loss": gan.detach(), "cycle_loss": (cycle_a + cycle_b).detach()}
         if cfg.lambda_identity > 0:
-            idt = F.l1_loss(self.G_ab(real_b), real_b) + F.l1_loss(self.G_ba(real_a), real_a)
-            loss = loss + cfg.lambda_identity * cfg.lambda_cycle * idt
-            out["identity_loss"] = idt.detach()
+            # as in the reference: G_ba(a) ~ a is weighted with A's lambda, G_ab(b) ~ b with B's
+            idt_a, idt_b = F.l1_loss(self.G_ba(real_a), real_a), F.l1_loss(self.G_ab(real_b), real_b)
+            loss = loss + cfg.lambda_identity * (lam_a * idt_a + lam_b * idt_b)
+            out["identity_loss"] = (idt_a + idt_b).detach()
         # why kept on the task: the D phase that follows learns from exactly these fakes (via the pools)
         self._fakes = (fake_a.detach(), fake_b.detach())
         return {"loss": loss, **out}
