@@ -160,6 +160,22 @@ def classify_stacked(images: torch.Tensor, batch: int = 4096) -> tuple[np.ndarra
     return probs.argmax(-1).T, probs.max(-1).T
 
 
+UNSURE = 0.5  # a channel read with top probability below this is ambiguous (chance is 0.1)
+
+
+def channel_balance(classes: np.ndarray, conf: np.ndarray) -> dict:
+    """Per-channel diagnostics of stacked samples: the reverse KL of each channel's digit histogram
+    (R, G, B), each channel's share of every digit, and the share of channels the classifier is
+    unsure of. They say whether excess KL over 1,000 modes comes from one channel over-producing
+    some digits (balance) or from ambiguous strokes read as whatever digit is nearest (quality)."""
+    from ..metrics.modes import reverse_kl
+
+    counts = [np.bincount(classes[:, c], minlength=10) for c in range(3)]
+    return {"channel_kl": [round(reverse_kl(c), 4) for c in counts],
+            "channel_digit_share": [[round(float(v), 4) for v in c / c.sum()] for c in counts],
+            "unsure_share": round(float((conf < UNSURE).mean()), 4)}
+
+
 def stacked_methods(quick: bool) -> dict[str, dict[str, Any]]:
     steps = {"steps": 50} if quick else {}
     return {"ours": dict(steps), "baseline": {**BASELINE, **steps}}
@@ -178,7 +194,7 @@ def stacked_digits(quick: bool = False, device: str = "auto", log: Log | None = 
     cfg = make_config(preset)
     # Check the judge first: how often does the classifier read a real stacked channel right?
     real = load_data("stacked-digits", image_size=cfg.image_size, channels=3, max_items=n, seed=12_345, train=False)
-    classes, _ = classify_stacked(real.x)
+    classes, real_conf = classify_stacked(real.x)
     truth = np.stack([real.y.numpy() // 100, real.y.numpy() // 10 % 10, real.y.numpy() % 10], axis=1)
     accuracy = float((classes == truth).mean())
     real_score = score_stacked(classes).as_dict()
@@ -187,7 +203,7 @@ def stacked_digits(quick: bool = False, device: str = "auto", log: Log | None = 
     result: dict[str, Any] = {
         "benchmark": "stacked-digits", "quick": quick, "samples": n, "seeds": seeds, "preset": preset,
         "classifier": {"kind": "RBF-SVM on scikit-learn's real digits", "channel_accuracy": round(accuracy, 4),
-                       "real_data": real_score},
+                       "real_data": {**real_score, **channel_balance(classes, real_conf)}},
         "kl_floor_perfect_sampler": round(uniform_kl_floor(n, 1000), 4),
         "anchors": ANCHORS["stacked-digits"],
     }
@@ -197,8 +213,10 @@ def stacked_digits(quick: bool = False, device: str = "auto", log: Log | None = 
             images, seconds, settings = _train_and_sample(preset, overrides, n, seed, device)
             classes, conf = classify_stacked(images)
             score = score_stacked(classes).as_dict()
-            runs.append({"seed": seed, **score, "mean_confidence": round(float(conf.mean()), 4), **seconds})
-            log(f"stacked {method} seed {seed}: {score['covered']}/1000 modes, reverse KL {score['reverse_kl']}, "
+            balance = channel_balance(classes, conf)
+            runs.append({"seed": seed, **score, "mean_confidence": round(float(conf.mean()), 4), **balance, **seconds})
+            log(f"stacked {method} seed {seed}: {score['covered']}/1000 modes, reverse KL {score['reverse_kl']} "
+                f"(R, G, B digit KL {balance['channel_kl']}; {balance['unsure_share']:.1%} of channels unsure), "
                 f"{seconds['train_seconds']:.0f} s wall / {seconds['train_cpu_seconds']:.0f} s CPU")
         result[method] = {"settings": _settings(settings), "runs": runs,
                           **_method_summary(runs, ("covered", "reverse_kl", "train_seconds", "train_cpu_seconds"))}
