@@ -55,4 +55,10 @@ def test_stacked_digits_quick(capsys):
     for method in ("ours", "baseline"):
         run = result[method]["runs"][0]
         assert 1 <= run["covered"] <= 1000 and run["reverse_kl"] >= 0.0
+        # The per-channel balance diagnostic: one digit histogram per colour channel.
+        assert len(run["channel_kl"]) == 3 and all(k >= 0.0 for k in run["channel_kl"])
+        assert all(sum(share) == pytest.approx(1.0, abs=1e-3) for share in run["channel_digit_share"])
+        assert 0.0 <= run["unsure_share"] <= 1.0
+    real = result["classifier"]["real_data"]
+    assert real["unsure_share"] < 0.2 and max(real["channel_kl"]) < 0.1
     assert result["kl_floor_perfect_sampler"] == pytest.approx(999 / 1000, abs=1e-4)

@@ -145,23 +145,6 @@ def test_mlp_latent_codes_split_z_into_equally_likely_pieces(tmp_path):
         build("generator", {"name": "mlp", "shape": [2], "z_dim": 1, "latent_codes": 8})
 
 
-def test_dcgan_latent_codes_split_z_into_equally_likely_pieces():
-    torch.manual_seed(0)
-    G = build("generator", {"name": "dcgan", "shape": [3, 8, 8], "z_dim": 6, "width": 8, "latent_codes": 16,
-                            "code_dim": 4}).eval()
-    # z's first coordinate becomes the code; the first layer sees the other 5 plus the 4-wide embedding.
-    assert G.codes.num_embeddings == 16 and G.net[0].in_channels == 5 + 4
-    z = torch.randn(5, 6)
-    lo, hi, lo2 = z.clone(), z.clone(), z.clone()
-    lo[:, 0], hi[:, 0], lo2[:, 0] = -0.01, 0.01, -0.02  # Phi = 1/2 at 0: a code boundary
-    assert not torch.allclose(G(lo), G(hi)) and torch.equal(G(lo), G(lo2))
-    clone = build("generator", G.config).eval()
-    clone.load_state_dict(G.state_dict())
-    assert torch.equal(G(z), clone(z))
-    with pytest.raises(GancvError, match="latent_codes"):
-        build("generator", {"name": "dcgan", "shape": [3, 8, 8], "z_dim": 1, "latent_codes": 8})
-
-
 def test_mlp_scale_maps_points_to_and_from_unit_spread():
     torch.manual_seed(0)
     G = build("generator", {"name": "mlp", "shape": [2], "z_dim": 4, "hidden": [16], "batchnorm": False, "scale": 3.0})

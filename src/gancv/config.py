@@ -317,7 +317,9 @@ register_preset(
     "dcgan-stacked-digits", "DCGAN on stacked digits (3 real digits as R, G, B: 1,000 modes), 8 px RGB (offline)",
     data="stacked-digits", image_size=8, channels=3, batch_size=64, steps=8000, ema_kimg=5.0, lr_decay_start=0.5,
     log_every=100, sample_every=2000, checkpoint_every=2000,
-    generator={"name": "dcgan", "width": 256}, discriminator={"name": "dcgan", "width": 128},
+    # D width 512 (was 128): at 8 px D is one conv layer, so width is all its capacity; the wider
+    # D tells blended strokes from digits better (seed 0: KL 0.069 vs 0.131).
+    generator={"name": "dcgan", "width": 256}, discriminator={"name": "dcgan", "width": 512},
 )
 
 def _stylegan(channel_base: int, channel_max: int, w_dim: int, mapping_layers: int) -> dict[str, Any]:

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import math
-
 import torch
 from torch import nn
 
@@ -61,32 +59,17 @@ def _widths(width: int, n: int, cap: int = 1024) -> list[int]:
 
 @register("generator", "dcgan", "DCGAN transposed-conv generator (16-128 px, gray or RGB)")
 class DCGANGenerator(ConfigModule):
-    """``latent_codes=K > 0`` reads z's first coordinate as a uniform categorical code of K values
-    (its normal quantile, as :class:`gancv.models.mlp.MLPGenerator` does, so z stays an ordinary
-    Gaussian) and feeds a learned ``code_dim``-wide embedding of the code to the first layer with
-    the rest of z. A continuous G of a connected latent leaves "bridges" between disconnected modes
-    (Khayatkhoei et al. 2018): on stacked digits those are the ambiguous strokes halfway between two
-    digits; with the code, each of the K latent pieces is free to land on its own modes. An
-    embedding rather than a per-code offset of the whole first feature map keeps the parameters
-    (and Adam's per-step cost) small: K x code_dim, not K x width x 4 x 4."""
-
-    def __init__(self, shape: Sequence[int] = (1, 32, 32), z_dim: int = 100, width: int = 64, num_classes: int = 0,
-                 latent_codes: int = 0, code_dim: int = 64):
+    def __init__(self, shape: Sequence[int] = (1, 32, 32), z_dim: int = 100, width: int = 64, num_classes: int = 0):
         super().__init__()
         c, h, w = shape
         if h != w:
             raise ValueError(f"DCGAN needs square images, got {h}x{w}")
-        if latent_codes < 0 or (latent_codes and (z_dim < 2 or code_dim < 1)):
-            raise ValueError(f"latent_codes={latent_codes} needs z_dim >= 2 and code_dim >= 1 (the code takes z's "
-                             "first coordinate); use latent_codes=0 to switch it off")
-        self.shape, self.z_dim, self.num_classes, self.latent_codes = (c, h, w), z_dim, num_classes, latent_codes
+        self.shape, self.z_dim, self.num_classes = (c, h, w), z_dim, num_classes
         base, n = stages_for(h)
         widths = _widths(width, n)
         self.embed = nn.Embedding(num_classes, num_classes) if num_classes else None
-        self.codes = nn.Embedding(latent_codes, code_dim) if latent_codes else None
-        z_in = z_dim + num_classes + (code_dim - 1 if latent_codes else 0)
         layers: list[nn.Module] = [
-            ProjectLatent(z_in, widths[0], base, 1, 0, bias=False),
+            ProjectLatent(z_dim + num_classes, widths[0], base, 1, 0, bias=False),
             nn.BatchNorm2d(widths[0]),
             nn.ReLU(True),
         ]
@@ -98,11 +81,6 @@ class DCGANGenerator(ConfigModule):
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         check_shape("DCGANGenerator input z", z, (None, self.z_dim))
-        if self.codes is not None:
-            # Phi(z_0) is uniform on (0, 1): K equally likely codes.
-            u = 0.5 * (1.0 + torch.erf(z[:, 0] / math.sqrt(2.0)))
-            code = (u * self.latent_codes).long().clamp_(0, self.latent_codes - 1)
-            z = torch.cat([z[:, 1:], self.codes(code)], dim=1)
         if self.embed is not None:
             if labels is None:
                 raise ValueError("this generator is class-conditional: pass labels")
