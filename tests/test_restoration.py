@@ -72,6 +72,30 @@ def test_sr_generators_upscale_and_start_at_bicubic(name, scale, channels):
 
 
 @pytest.mark.parametrize("name", family(GENERATORS, SR))
+def test_sr_padding_modes(name):
+    torch.manual_seed(0)
+    x = torch.rand(1, 3, 6, 6) * 2 - 1
+    outs = {}
+    for padding in ("zeros", "reflect", "replicate"):
+        torch.manual_seed(1)
+        G = build("generator", {"name": name, "scale": 2, "padding": padding, **SMALL[name]}).eval()
+        for p in G.parameters():
+            torch.nn.init.normal_(p, 0, 0.05)
+        convs = [m for m in G.modules() if isinstance(m, torch.nn.Conv2d)]
+        assert {m.padding_mode for m in convs} == {padding}
+        clone = build("generator", G.config)  # the padding is part of the saved config
+        clone.load_state_dict(G.state_dict())
+        with torch.no_grad():
+            outs[padding] = G(x)
+            assert torch.equal(clone(x), outs[padding])
+    # same weights, only the edge handling differs: the outputs must too (the mode is really used)
+    diff = (outs["reflect"] - outs["zeros"]).abs()
+    assert diff.max() > 1e-4
+    with pytest.raises(GancvError, match="generator.padding='circle'"):
+        build("generator", {"name": name, "padding": "circle", **SMALL[name]})
+
+
+@pytest.mark.parametrize("name", family(GENERATORS, SR))
 def test_sr_bad_scale_and_channels(name):
     with pytest.raises(GancvError, match="scale must be 2, 4 or 8"):
         build("generator", {"name": name, "scale": 3, **SMALL[name]})
@@ -81,10 +105,10 @@ def test_sr_bad_scale_and_channels(name):
 
 
 @pytest.mark.parametrize("name", family(GENERATORS, SR))
-@pytest.mark.parametrize("upsample", ["progressive", "direct"])
-def test_sr_tiled_equals_untiled(name, upsample):
+@pytest.mark.parametrize("upsample,padding", [("progressive", "zeros"), ("direct", "zeros"), ("direct", "reflect")])
+def test_sr_tiled_equals_untiled(name, upsample, padding):
     torch.manual_seed(0)
-    G = build("generator", {"name": name, "scale": 2, "upsample": upsample, **SMALL[name]}).eval()
+    G = build("generator", {"name": name, "scale": 2, "upsample": upsample, "padding": padding, **SMALL[name]}).eval()
     for p in G.parameters():  # a trained-looking network: the zero-initialised tail would hide seams
         torch.nn.init.normal_(p, 0, 0.05)
     x = torch.rand(1, 3, 45, 61) * 2 - 1

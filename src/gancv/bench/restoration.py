@@ -111,13 +111,11 @@ def _low_res(hr: torch.Tensor, scale: int) -> torch.Tensor:
     return ((lr + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
 
 
-@BENCHMARKS.register("super-resolution", description="SR x4 on held-out photo crops: bicubic/Lanczos vs our PSNR and GAN models")
-def super_resolution(quick: bool = False, device: str = "auto", log: Callable[[str], None] | None = None) -> dict:
-    from ..api import load
+def sr_recipe(quick: bool, device: str) -> tuple[dict, list[str]]:
+    """(settings reported in the JSON, training overrides on the ``srresnet-x4`` preset) of the
+    super-resolution benchmark's PSNR model."""
     from ..config import PRESETS
-    from ..metrics.reference import lpips_status, score
 
-    scale = 4
     # Full settings are sized for a shared 2-core CPU (minutes, not hours); a GPU run can raise them.
     psnr_steps, gan_steps, l2_steps = (12, 4, 4) if quick else (PSNR_STEPS, 150, L2_STEPS)
     width, blocks = (8, 1) if quick else (48, 6)
@@ -135,6 +133,21 @@ def super_resolution(quick: bool = False, device: str = "auto", log: Callable[[s
                  f"lr_decay_start={decay}", f"generator.width={width}", f"generator.blocks={blocks}", "generator.upsample=direct",
                  "discriminator.width=32", f"lr_g={lr_g}", "progress=false", f"device={device}",
                  f"log_every={max(1, psnr_steps // 10)}", f"sample_every={psnr_steps}", f"checkpoint_every={psnr_steps}"]
+    settings = {"width": width, "blocks": blocks, "data": data, "items": items, "lr_g": lr_g, "decay": decay,
+                "psnr_steps": psnr_steps, "gan_steps": gan_steps, "l2_steps": l2_steps}
+    return settings, overrides
+
+
+@BENCHMARKS.register("super-resolution", description="SR x4 on held-out photo crops: bicubic/Lanczos vs our PSNR and GAN models")
+def super_resolution(quick: bool = False, device: str = "auto", log: Callable[[str], None] | None = None) -> dict:
+    from ..api import load
+    from ..config import PRESETS
+    from ..metrics.reference import lpips_status, score
+
+    scale = 4
+    rec, overrides = sr_recipe(quick, device)
+    width, blocks, data, items, lr_g, decay = (rec[k] for k in ("width", "blocks", "data", "items", "lr_g", "decay"))
+    psnr_steps, gan_steps, l2_steps = rec["psnr_steps"], rec["gan_steps"], rec["l2_steps"]
     hr = _test_crops(8 if quick else None)
     lr = _low_res(hr, scale)
     lpips_ok, lpips_reason = lpips_status()

@@ -16,6 +16,9 @@ and its class attribute ``family`` says which task uses it ("super-resolution", 
 
 Both SR generators learn a residual on top of the bicubic upscale of their input: the network
 only has to add the missing high frequencies, which is what makes short CPU trainings useful.
+Their ``padding`` ("zeros", "reflect", "replicate") is how every 3x3 conv sees past the image
+edge: zeros show the network a false dark border on every layer, which matters on small inputs
+where most pixels lie within the receptive field of an edge.
 """
 from __future__ import annotations
 
@@ -41,9 +44,20 @@ def _check_scale(scale: int) -> int:
 
 
 UPSAMPLERS = ("progressive", "direct")
+PADDINGS = ("zeros", "reflect", "replicate")
 
 
-def _upsampler(width: int, scale: int, mode: str) -> tuple[nn.Sequential, int]:
+def _check_padding(padding: str) -> str:
+    if padding not in PADDINGS:
+        raise GancvError(f"generator.padding={padding!r}: choose one of {', '.join(PADDINGS)}")
+    return padding
+
+
+def _conv(cin: int, cout: int, padding: str) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, 3, 1, 1, padding_mode=padding)
+
+
+def _upsampler(width: int, scale: int, mode: str, padding: str = "zeros") -> tuple[nn.Sequential, int]:
     """(upsampling layers, their output width).
 
     "progressive" (SRResNet/ESRGAN): conv + PixelShuffle(2) per doubling (Shi et al. 2016): no
@@ -54,12 +68,12 @@ def _upsampler(width: int, scale: int, mode: str) -> tuple[nn.Sequential, int]:
     doublings = _check_scale(scale)
     if mode == "direct":
         out = max(8, width // 2)
-        return nn.Sequential(nn.Conv2d(width, out * scale * scale, 3, 1, 1), nn.PixelShuffle(scale), nn.LeakyReLU(0.2, True)), out
+        return nn.Sequential(_conv(width, out * scale * scale, padding), nn.PixelShuffle(scale), nn.LeakyReLU(0.2, True)), out
     if mode != "progressive":
         raise ValueError(f"upsample must be one of {', '.join(UPSAMPLERS)}, got {mode!r}")
     layers: list[nn.Module] = []
     for _ in range(doublings):
-        layers += [nn.Conv2d(width, 4 * width, 3, 1, 1), nn.PixelShuffle(2), nn.LeakyReLU(0.2, True)]
+        layers += [_conv(width, 4 * width, padding), nn.PixelShuffle(2), nn.LeakyReLU(0.2, True)]
     return nn.Sequential(*layers), width
 
 
@@ -80,9 +94,9 @@ class _SRBase(ConfigModule):
 
 
 class _ResBlock(nn.Module):
-    def __init__(self, width: int):
+    def __init__(self, width: int, padding: str = "zeros"):
         super().__init__()
-        self.conv = nn.Sequential(nn.Conv2d(width, width, 3, 1, 1), nn.ReLU(True), nn.Conv2d(width, width, 3, 1, 1))
+        self.conv = nn.Sequential(_conv(width, width, padding), nn.ReLU(True), _conv(width, width, padding))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.conv(x)
@@ -98,20 +112,22 @@ def _zero_last(module: nn.Module) -> None:
 
 @register("generator", "srresnet", "SRResNet super-resolution generator (x2/x4/x8, pixel shuffle, no BN)")
 class SRResNet(_SRBase):
-    def __init__(self, channels: int = 3, scale: int = 4, width: int = 64, blocks: int = 16, upsample: str = "progressive"):
+    def __init__(self, channels: int = 3, scale: int = 4, width: int = 64, blocks: int = 16, upsample: str = "progressive",
+                 padding: str = "zeros"):
         super().__init__()
         self.channels, self.scale = channels, scale
-        self.head = nn.Conv2d(channels, width, 3, 1, 1)
-        self.body = nn.Sequential(*[_ResBlock(width) for _ in range(blocks)], nn.Conv2d(width, width, 3, 1, 1))
-        self.up, out = _upsampler(width, scale, upsample)
-        self.tail = nn.Conv2d(out, channels, 3, 1, 1)
+        pad = _check_padding(padding)
+        self.head = _conv(channels, width, pad)
+        self.body = nn.Sequential(*[_ResBlock(width, pad) for _ in range(blocks)], _conv(width, width, pad))
+        self.up, out = _upsampler(width, scale, upsample, pad)
+        self.tail = _conv(out, channels, pad)
         _zero_last(self.tail)
 
 
 class _DenseBlock(nn.Module):
-    def __init__(self, width: int, growth: int):
+    def __init__(self, width: int, growth: int, padding: str = "zeros"):
         super().__init__()
-        self.convs = nn.ModuleList(nn.Conv2d(width + i * growth, growth if i < 4 else width, 3, 1, 1) for i in range(5))
+        self.convs = nn.ModuleList(_conv(width + i * growth, growth if i < 4 else width, padding) for i in range(5))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         feats = [x]
@@ -123,9 +139,9 @@ class _DenseBlock(nn.Module):
 
 
 class _RRDB(nn.Module):
-    def __init__(self, width: int, growth: int):
+    def __init__(self, width: int, growth: int, padding: str = "zeros"):
         super().__init__()
-        self.blocks = nn.Sequential(*[_DenseBlock(width, growth) for _ in range(3)])
+        self.blocks = nn.Sequential(*[_DenseBlock(width, growth, padding) for _ in range(3)])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + 0.2 * self.blocks(x)
@@ -134,13 +150,14 @@ class _RRDB(nn.Module):
 @register("generator", "rrdb", "ESRGAN RRDB super-resolution generator (residual-in-residual dense blocks)")
 class RRDBNet(_SRBase):
     def __init__(self, channels: int = 3, scale: int = 4, width: int = 64, blocks: int = 23, growth: int = 32,
-                 upsample: str = "progressive"):
+                 upsample: str = "progressive", padding: str = "zeros"):
         super().__init__()
         self.channels, self.scale = channels, scale
-        self.head = nn.Conv2d(channels, width, 3, 1, 1)
-        self.body = nn.Sequential(*[_RRDB(width, growth) for _ in range(blocks)], nn.Conv2d(width, width, 3, 1, 1))
-        self.up, out = _upsampler(width, scale, upsample)
-        self.tail = nn.Sequential(nn.Conv2d(out, out, 3, 1, 1), nn.LeakyReLU(0.2, True), nn.Conv2d(out, channels, 3, 1, 1))
+        pad = _check_padding(padding)
+        self.head = _conv(channels, width, pad)
+        self.body = nn.Sequential(*[_RRDB(width, growth, pad) for _ in range(blocks)], _conv(width, width, pad))
+        self.up, out = _upsampler(width, scale, upsample, pad)
+        self.tail = nn.Sequential(_conv(out, out, pad), nn.LeakyReLU(0.2, True), _conv(out, channels, pad))
         _zero_last(self.tail)
 
 
