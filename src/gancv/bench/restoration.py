@@ -124,6 +124,10 @@ def sr_recipe(quick: bool, device: str) -> tuple[dict, list[str]]:
     # (8,000 steps +0.67 dB, 48 wide x 6 blocks +0.58 dB, vs +0.80 at 3,000 steps). With it, 32 wide
     # at 3,000 steps: 4 blocks +0.85 dB, 8 blocks +0.88; 6,000 steps: 4 blocks +0.88, 8 blocks +0.87
     # (self-ensemble +1.08). Width is what still pays: 48 wide x 6 blocks +0.95 at 3,000 steps.
+    # That is the good end of the run-to-run spread: seed=1 of the same recipe gives +0.89. No change
+    # tried on top of it beat it (one seed each): 4,500 steps +0.88; 12,000 training crops +0.83;
+    # generator.padding=reflect with a weight EMA (ema_kimg=2) +0.84, the EMA itself +0.001 over
+    # the same run's raw weights (the LR already decays to ~0, so there is little left to average).
     data, items = PRESETS.get("srresnet-x4").overrides["data"], 64 if quick else TRAIN_CROPS
     # Linear decay over the last 70 % of each stage (restoration's lr_factor): the PSNR model ends
     # annealed; its last l2_steps minimise MSE (what PSNR measures) instead of L1.
