@@ -2,6 +2,8 @@
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 import torch
 
 from gancv import api
@@ -124,3 +126,21 @@ def test_conditional_drs_keeps_the_requested_class(tmp_path):
     images = model.sample(6, labels=[1, 3, 1, 3, 0, 1], seed=5)
     assert images.shape[0] == 6 and images.dtype == torch.uint8
     assert torch.equal(images, model.sample(6, labels=[1, 3, 1, 3, 0, 1], seed=5))
+
+
+@pytest.mark.parametrize("key,value", [("steps", 0), ("lr", 0.0), ("lr", -1e-3), ("percentile", -1.0),
+                                       ("percentile", 100.5), ("burn_in", 0), ("partners", 0)])
+def test_bad_drs_settings_stop_before_training(key, value, tmp_path, capsys):
+    with pytest.raises(GancvError, match=f"drs.{key} must be"):
+        make_config("gan-toy2d-grid", {**TOY, "drs": {**DRS, key: value}})
+    code = main(["train", "--preset", "gan-toy2d-grid", f"drs.{key}={value}", "--out", str(tmp_path / "r"),
+                 "--device", "cpu"])
+    assert code == 2 and f"drs.{key} must be" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()  # nothing was trained or written
+
+
+@given(percentile=st.floats(0.0, 100.0), burn_in=st.integers(1, 10**6), partners=st.integers(1, 512))
+@settings(max_examples=25, deadline=None)
+def test_valid_drs_settings_are_accepted(percentile, burn_in, partners):
+    cfg = make_config("gan-toy2d-grid", {"drs": {"percentile": percentile, "burn_in": burn_in, "partners": partners}})
+    assert cfg.drs.percentile == percentile and cfg.drs.burn_in == burn_in

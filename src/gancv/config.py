@@ -583,6 +583,7 @@ def validate(cfg: DictConfig) -> None:
     for key in ("lambda_cycle_a", "lambda_cycle_b"):
         if cfg[key] is not None and cfg[key] < 0:
             raise GancvError(f"{key} must be >= 0 or null (= lambda_cycle), got {cfg[key]}")
+    _validate_drs(cfg.drs)
     if cfg.keep_checkpoints < 1:
         raise GancvError(f"keep_checkpoints must be >= 1, got {cfg.keep_checkpoints}")
     for key in ("r1_gamma", "pl_weight"):
@@ -618,6 +619,18 @@ def validate(cfg: DictConfig) -> None:
         if "name" not in cfg[section]:
             raise GancvError(f"{section} needs a name, e.g. {section}.name=dcgan")
     validate_training_recipe(cfg)
+
+
+def _validate_drs(drs: DictConfig) -> None:
+    # Checked at train time, not only when sampling: a bad value would otherwise surface after the
+    # whole run, at export (calibration) or at the first `gancv sample`.
+    checks = {"steps": (drs.steps >= 1, ">= 1"), "lr": (drs.lr > 0, "> 0"),
+              "percentile": (0 <= drs.percentile <= 100, "in [0, 100]"), "burn_in": (drs.burn_in >= 1, ">= 1"),
+              "partners": (drs.partners >= 1, ">= 1")}
+    for key, (ok, need) in checks.items():
+        if not ok:
+            raise GancvError(f"drs.{key} must be {need}, got {drs[key]}; see `gancv train --help` or DRSConfig "
+                             f"for the defaults (drs.{key}={getattr(DRSConfig, key)})")
 
 
 def validate_training_recipe(cfg: DictConfig) -> None:
