@@ -226,3 +226,16 @@ def test_folder_paths_with_odd_characters(tmp_path):
     for arg in ["\x00", "a\x00b", "\ud800"]:
         with pytest.raises(GancvError):
             load_data(f"folder:{arg}")
+
+
+def test_decode_all_keeps_order_and_turns_bad_images_into_reasons():
+    # the one threaded decode behind folder:, paired: and `gancv data check`
+    def decode(i):
+        if i % 3 == 1:
+            raise BadImage(f"bad {i}")
+        return i * 10
+
+    results = images.decode_all(decode, range(7))
+    assert results == [(0, None), (None, "bad 1"), (20, None), (30, None), (None, "bad 4"), (50, None), (60, None)]
+    with pytest.raises(ZeroDivisionError):  # only BadImage is a skipped file; a bug still surfaces
+        images.decode_all(lambda i: 1 // i, range(3))

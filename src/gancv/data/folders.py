@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import statistics
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from torch.utils.data import Dataset
 
 from ..errors import GancvError
 from .core import DATASETS, DataBundle, LoadOptions, resident_bundle, rng_for, subset_indices
-from .images import IMAGE_EXTENSIONS, BadImage, Probe, decode_image, is_image_name, probe_image
+from .images import IMAGE_EXTENSIONS, BadImage, Probe, decode_all, decode_image, is_image_name, probe_image
 from .transforms import fit_square_pil, native_channels, pil_to_tensor
 
 RESIDENT_LIMIT = 5_000
@@ -113,11 +112,6 @@ def _native(probes: list[Probe]) -> tuple[int, int]:
     return size, native_channels([p.mode for p in probes])
 
 
-def _workers() -> int:
-    # why threads: Pillow releases the GIL while decoding, and threads need no pickling.
-    return min(8, (os.cpu_count() or 1) + 2)
-
-
 def _decode_fit(path: Path, size: int, channels: int) -> torch.Tensor:
     img, _ = decode_image(path)
     return pil_to_tensor(fit_square_pil(img, size), channels)
@@ -197,15 +191,10 @@ def _load_resident(spec: str, scan: FolderScan, files: list[Path], labels: list[
     # why preallocated: stacking a list of tensors would briefly hold every image twice.
     out = torch.empty((len(good), channels, size, size), dtype=torch.uint8)
 
-    def work(i: int) -> str | None:
-        try:
-            out[i] = _decode_fit(good[i][0], size, channels)
-            return None
-        except BadImage as exc:
-            return str(exc)
+    def fill(i: int) -> None:
+        out[i] = _decode_fit(good[i][0], size, channels)
 
-    with ThreadPoolExecutor(_workers()) as pool:
-        failures = list(pool.map(work, range(len(good))))
+    failures = [reason for _, reason in decode_all(fill, range(len(good)))]
     ok = [i for i, failure in enumerate(failures) if failure is None]
     bad += [(good[i][0], failure) for i, failure in enumerate(failures) if failure is not None]
     if not ok:

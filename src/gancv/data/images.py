@@ -18,8 +18,9 @@ import os
 import threading
 import warnings
 from contextlib import contextmanager
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
@@ -133,6 +134,21 @@ def decode_image(path: str | os.PathLike, max_pixels: int | None = None) -> tupl
             except Exception:  # noqa: BLE001 - broken EXIF is not a reason to drop the pixels
                 pass
             return normalize_mode(img)
+
+
+def decode_all(decode: Callable[[Any], Any], items: Iterable[Any]) -> list[tuple[Any, str | None]]:
+    """``decode(item)`` for every item, in order: ``(result, None)``, or ``(None, reason)`` where
+    it raised :class:`BadImage` (any other error propagates)."""
+
+    def one(item: Any) -> tuple[Any, str | None]:
+        try:
+            return decode(item), None
+        except BadImage as exc:
+            return None, str(exc)
+
+    # why threads: Pillow releases the GIL while decoding, and threads need no pickling.
+    with ThreadPoolExecutor(min(8, (os.cpu_count() or 1) + 2)) as pool:
+        return list(pool.map(one, items))
 
 
 def _composite(img: Image.Image, gray: bool) -> Image.Image:

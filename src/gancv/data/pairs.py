@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import os
 import statistics
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -37,8 +36,8 @@ from PIL import Image
 
 from ..errors import GancvError
 from .core import DATASETS, DataBundle, LoadOptions, load_with, resident_bundle, subset_indices
-from .folders import RESIDENT_BYTES, _workers, load_folder
-from .images import BadImage, decode_image, is_image_name, probe_image
+from .folders import RESIDENT_BYTES, load_folder
+from .images import BadImage, decode_all, decode_image, is_image_name, probe_image
 from .styles import STYLES, apply_style
 from .transforms import fit_square_pil, pil_to_tensor, set_channels_tensor
 
@@ -170,17 +169,12 @@ def load_paired(arg: str, opts: LoadOptions) -> DataBundle:
                          "set max_items or a smaller image_size")
     out = torch.empty((len(pairs), 2 * channels, size, size), dtype=torch.uint8)
 
-    def work(i: int) -> str | None:
-        try:
-            img_a, img_b = _decode_pair(*pairs[i])
-            out[i, :channels] = pil_to_tensor(fit_square_pil(img_a, size), channels)
-            out[i, channels:] = pil_to_tensor(fit_square_pil(img_b, size), channels)
-            return None
-        except BadImage as exc:
-            return str(exc)
+    def fill(i: int) -> None:
+        img_a, img_b = _decode_pair(*pairs[i])
+        out[i, :channels] = pil_to_tensor(fit_square_pil(img_a, size), channels)
+        out[i, channels:] = pil_to_tensor(fit_square_pil(img_b, size), channels)
 
-    with ThreadPoolExecutor(_workers()) as pool:
-        failures = list(pool.map(work, range(len(pairs))))
+    failures = [reason for _, reason in decode_all(fill, range(len(pairs)))]
     ok = [i for i, f in enumerate(failures) if f is None]
     bad = [(pairs[i][0], f) for i, f in enumerate(failures) if f is not None]
     if not ok:

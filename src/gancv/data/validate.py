@@ -7,13 +7,11 @@ downloaded: a missing torchvision set is reported as missing.
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 from .core import DATASETS, LoadOptions, is_dir, load_with, parse_spec
 from .folders import scan_folder
-from .images import BadImage, decode_image
+from .images import decode_all, decode_image
 
 
 @dataclass
@@ -77,16 +75,9 @@ def check_data(spec: str, data_root: str | os.PathLike = "data") -> DataReport:
     scan = scan_folder(arg, spec)
     report = DataReport(spec, total=len(scan.files) + len(scan.ignored))
 
-    def check(path: Path) -> tuple[Path, str | None, list[str]]:
-        try:
-            _, notes = decode_image(path)
-            return path, None, notes
-        except BadImage as exc:
-            return path, str(exc), []
-
-    with ThreadPoolExecutor(min(8, (os.cpu_count() or 1) + 2)) as pool:
-        results = list(pool.map(check, scan.files))
-    for path, problem, notes in results:
+    # why only the notes: a large folder's decoded images must not pile up in memory
+    results = decode_all(lambda path: decode_image(path)[1], scan.files)
+    for path, (notes, problem) in zip(scan.files, results):
         if problem is not None:
             report.problems.append((str(path), problem))
             continue
