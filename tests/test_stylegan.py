@@ -168,6 +168,18 @@ def test_load_target_resizes_and_converts_with_a_note(tmp_path):
         load_target(tmp_path / "bad.png", (1, 16, 16))
 
 
+@pytest.mark.parametrize("bad", [{"steps": 1}, {"rows": 0}, {"method": "cubic"}])
+def test_interpolate_arguments_are_checked_in_z_and_in_w(bad):
+    from gancv.tasks.inference import GenerativeModel
+    from gancv.tasks.stylegan import StyleGANModel
+
+    info = {"data": {"kind": "image", "shape": [1, 16, 16]}, "z_dim": 8}
+    for cls in (GenerativeModel, StyleGANModel):  # one check serves both walks
+        model = cls(tiny_g(), info, torch.device("cpu"))
+        with pytest.raises(GancvError, match="steps >= 2|lerp or slerp"):
+            model.interpolate(**{"steps": 3, "rows": 1, **bad})
+
+
 def test_faces_heldout_split_is_disjoint_from_train():
     train, held = load_data("faces:train"), load_data("faces:heldout")
     assert len(train) == 180 and len(held) == 20

@@ -42,6 +42,14 @@ def _generator_seed() -> int:
     return int(torch.randint(0, 2**31 - 1, (1,)).item())
 
 
+def check_interpolation(steps: int, rows: int, method: str) -> None:
+    """The arguments every ``interpolate`` takes (z walks here, W walks in StyleGAN)."""
+    if steps < 2 or rows < 1:
+        raise GancvError(f"interpolate needs steps >= 2 and rows >= 1, got steps={steps}, rows={rows}")
+    if method not in ("lerp", "slerp"):
+        raise GancvError(f"interpolation method must be lerp or slerp, got {method!r}")
+
+
 class GenerativeModel:
     """A trained generator: ``sample``, ``interpolate``; EMA weights when the run had them."""
 
@@ -164,10 +172,7 @@ class GenerativeModel:
         """``rows`` interpolations between random latents (``slerp``, the default, or ``lerp``),
         ``steps`` frames each: uint8 (rows*steps, C, H, W), row-major."""
         method = method or "slerp"
-        if steps < 2 or rows < 1:
-            raise GancvError(f"interpolate needs steps >= 2 and rows >= 1, got steps={steps}, rows={rows}")
-        if method not in ("lerp", "slerp"):
-            raise GancvError(f"interpolation method must be lerp or slerp, got {method!r}")
+        check_interpolation(steps, rows, method)
         ends = self.noise(2 * rows, seed).view(rows, 2, self.z_dim)
         t = torch.linspace(0, 1, steps, device=self.device)
         if method == "lerp":

@@ -21,7 +21,7 @@ from ..training.loop import Phase
 from ..training.stream import Batch
 from . import TASKS
 from .generation import GenerationTask
-from .inference import GenerativeModel, slerp
+from .inference import GenerativeModel, check_interpolation, slerp
 
 
 def mix_styles(G: Any, z: torch.Tensor, labels: torch.Tensor | None, prob: float, rng: torch.Generator) -> torch.Tensor:
@@ -242,10 +242,7 @@ class StyleGANModel(GenerativeModel):
                     labels: int | Sequence[int] | None = None, method: str | None = None) -> torch.Tensor:
         """``rows`` walks between random points of W (``lerp``, the default, or ``slerp``), ``steps`` frames each."""
         method = method or "lerp"
-        if steps < 2 or rows < 1:
-            raise GancvError(f"interpolate needs steps >= 2 and rows >= 1, got steps={steps}, rows={rows}")
-        if method not in ("lerp", "slerp"):
-            raise GancvError(f"interpolation method must be lerp or slerp, got {method!r}")
+        check_interpolation(steps, rows, method)
         if labels is not None and not isinstance(labels, int):
             labels = [int(v) for v in labels for _ in range(2)]  # one label per walk: both ends share it
         lab = self._labels(2 * rows, labels)
