@@ -33,6 +33,19 @@ def test_run_directory_layout(trained_run):
     assert all({"d_loss", "g_loss", "img_per_s", "lr_generator"} <= set(r) for r in rows)
     state = load_state(ckpts[-1] / "state.pt")
     assert state["step"] == 6
+    assert json.loads((run / "model" / "config.json").read_text())["gancv_version"] == gancv.__version__
+
+
+def test_export_model_writes_weights_then_a_config_stamped_with_the_version(tmp_path):
+    from gancv.training.checkpoint import export_model
+
+    net = torch.nn.Linear(2, 3)
+    export_model(tmp_path / "model", {"generator": net}, {"task": "generation", "preset": "p"})
+    # one place stamps the version, for every task's export
+    assert json.loads((tmp_path / "model" / "config.json").read_text()) == {
+        "task": "generation", "preset": "p", "gancv_version": gancv.__version__}
+    assert torch.equal(weights(tmp_path / "model" / "generator.safetensors")["weight"], net.weight.detach())
+    assert not [p for p in (tmp_path / "model").iterdir() if p.name.startswith(".")]  # no temp files left
 
 
 def test_training_changes_weights_and_losses_are_finite(tiny_config, tmp_path):

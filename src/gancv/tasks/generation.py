@@ -8,7 +8,6 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from .. import __version__
 from ..data import DataBundle
 from ..errors import GancvError
 from ..augment import AdaptiveP, augment, parse_policy
@@ -316,7 +315,6 @@ class GenerationTask:
     def model_info(self, G: nn.Module) -> dict[str, Any]:
         return {
             "task": "generation",
-            "gancv_version": __version__,
             "preset": self.cfg.preset,
             "data": {
                 "spec": self.cfg.data,

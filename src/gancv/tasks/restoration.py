@@ -18,7 +18,6 @@ import torch.nn.functional as F
 from omegaconf import DictConfig
 from torch import nn
 
-from .. import __version__
 from ..data import DataBundle
 from ..data.degrade import MASK_KINDS, degrade, random_masks
 from ..errors import GancvError
@@ -164,7 +163,6 @@ class _RestorationTask:
     def model_info(self, G: nn.Module) -> dict[str, Any]:
         return {
             "task": self.family,
-            "gancv_version": __version__,
             "preset": self.cfg.preset,
             "data": {"spec": self.cfg.data, "kind": "image", "shape": list(self.bundle.shape), "crop": self.crop},
             "channels": self.channels,

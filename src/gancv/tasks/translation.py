@@ -18,7 +18,6 @@ import torch.nn.functional as F
 from omegaconf import DictConfig
 from torch import nn
 
-from .. import __version__
 from ..data import DataBundle
 from ..errors import GancvError
 from ..losses import LOSSES
@@ -96,7 +95,6 @@ def _info(task: str, cfg: DictConfig, bundle: DataBundle, generators: dict[str, 
     c, h, _ = bundle.image_shape
     return {
         "task": task,
-        "gancv_version": __version__,
         "preset": cfg.preset,
         "data": {"spec": cfg.data, "image_size": h, "channels": c},
         "generators": {d: G.config for d, G in generators.items()},
@@ -104,6 +102,7 @@ def _info(task: str, cfg: DictConfig, bundle: DataBundle, generators: dict[str, 
 
 
 def _export(model_dir: Path, info: dict[str, Any], generators: dict[str, nn.Module]) -> None:
+    # why its own function: the translation benchmark exports a model it builds without a task
     export_model(model_dir, {f"generator_{d}": G for d, G in generators.items()}, info)
 
 

@@ -20,6 +20,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from .. import __version__
 from ..errors import GancvError
 
 STEP_DIR = re.compile(r"^step-(\d{7,})$")
@@ -101,12 +102,13 @@ def save_state(state: dict[str, Any], path: Path) -> None:
 
 def export_model(model_dir: Path, weights: dict[str, nn.Module], info: dict[str, Any]) -> None:
     """An exported model (DESIGN §5): ``<name>.safetensors`` per network, then ``config.json``
-    last, so a directory with a config always has its weights."""
+    (``info`` and the gancv version that wrote it) last, so a directory with a config always has
+    its weights."""
     model_dir = Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
     for name, module in weights.items():
         save_weights(module, model_dir / f"{name}.safetensors")
-    atomic_write_json(model_dir / "config.json", info)
+    atomic_write_json(model_dir / "config.json", {**info, "gancv_version": __version__})
 
 
 def load_state(path: Path) -> dict[str, Any]:
