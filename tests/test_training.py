@@ -125,3 +125,22 @@ def test_kill_minus_9_leaves_a_loadable_checkpoint(tmp_path):
     assert model.sample(2, seed=0).shape == (2, 1, 16, 16)
     resumed = gancv.train({"steps": step + 2}, resume=run)
     assert load_state(checkpoint_dirs(resumed)[-1] / "state.pt")["step"] == step + 2
+
+
+def test_training_step_does_not_walk_module_trees(tiny_config, tmp_path):
+    # Parameter lists are built once: the per-phase requires_grad toggle and the EMA update walked
+    # the module trees on every step (~10 % of a toy2d MLP step, which is mostly per-op overhead).
+    from gancv.training.loop import Trainer
+
+    trainer = Trainer(tiny_config, tmp_path / "r")
+    trainer.train_step()
+
+    def walked(*args, **kwargs):
+        raise AssertionError("a module tree was walked during a training step")
+
+    for net in [*trainer.networks.values(), *(e.shadow for e in trainer.emas.values())]:
+        for module in net.modules():
+            module.parameters = module.named_parameters = module.requires_grad_ = walked
+    for _ in range(3):
+        trainer.train_step()
+    assert trainer.step == 4

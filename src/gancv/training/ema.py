@@ -22,6 +22,8 @@ class EMA:
         self.batch_size, self.ema_kimg, self.rampup = batch_size, ema_kimg, rampup
         self.beta = ema_beta(batch_size, ema_kimg)
         self.shadow = copy.deepcopy(model).eval().requires_grad_(False)
+        self._source: nn.Module | None = None  # the model whose tensors ``_lists`` holds
+        self._lists: tuple[list[torch.Tensor], ...] = ()
 
     def beta_at(self, images: int) -> float:
         """The decay for the update after ``images`` training images (constant without a ramp-up)."""
@@ -29,11 +31,20 @@ class EMA:
             return self.beta
         return ema_beta(self.batch_size, min(self.ema_kimg, images * self.rampup / 1000.0))
 
+    def _tensors(self, model: nn.Module) -> tuple[list[torch.Tensor], ...]:
+        """(model params, shadow params, model buffers, shadow buffers), listed once per model: walking
+        the module tree every step was ~5 % of a toy2d MLP step (the lists stay valid because
+        training and checkpoint loads update tensors in place)."""
+        if self._source is not model:
+            self._source = model
+            self._lists = (list(model.parameters()), list(self.shadow.parameters()),
+                           list(model.buffers()), list(self.shadow.buffers()))
+        return self._lists
+
     @torch.no_grad()
     def update(self, model: nn.Module, images: int = 0) -> None:
-        params = [p for p in model.parameters()]
-        shadow = [p for p in self.shadow.parameters()]
+        params, shadow, buffers, shadow_buffers = self._tensors(model)
         # One fused foreach op instead of a Python loop over tensors (no host sync either).
         torch._foreach_lerp_(shadow, params, 1.0 - self.beta_at(images))
-        for b_ema, b in zip(self.shadow.buffers(), model.buffers()):
-            b_ema.copy_(b)  # BatchNorm statistics are tracked, not averaged
+        if buffers:
+            torch._foreach_copy_(shadow_buffers, buffers)  # BatchNorm statistics are tracked, not averaged

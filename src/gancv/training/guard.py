@@ -1,7 +1,8 @@
 """Divergence guard: a NaN/inf loss or an exploding gradient never silently poisons a run.
 
-Detection stays on the device: after each backward the guard ORs "non-finite loss or gradient
-norm" into a flag tensor and keeps the running maximum gradient norm, so a training step costs
+Detection stays on the device: after each backward the guard adds the loss into a running sum
+(non-finite once any loss was), ORs "non-finite gradient norm" into a flag tensor and keeps the
+running maximum gradient norm, so a training step costs
 no host sync. The loop reads the flag (one sync) only where it matters: at log steps, before
 previews and before every checkpoint, so a poisoned state is never written. On a hit the loop
 rolls back to the last good checkpoint and lowers the learning rates (``Trainer._rollback``).
@@ -22,25 +23,28 @@ class DivergenceGuard:
         self.params = list(params)
         self.nonfinite = torch.zeros((), dtype=torch.bool, device=device)
         self.max_norm = torch.zeros((), device=device)
+        # The sum of every loss since the last reset: non-finite exactly when one loss was (or the
+        # sum overflowed, itself a divergence). One in-place add per update instead of an isfinite
+        # test and an OR (~4 % of a toy2d MLP step, which is mostly per-op overhead).
+        self.loss_sum = torch.zeros((), device=device)
 
     @torch.no_grad()
     def observe(self, loss: torch.Tensor, params: Iterable[torch.nn.Parameter]) -> None:
         """Call after ``backward`` and before ``optimizer.step``."""
+        self.loss_sum.add_(loss.detach())  # in place: a step replayed as a CUDA graph keeps writing to it
         grads = [p.grad for p in params if p.grad is not None] if self.grad_limit else []
-        bad = ~torch.isfinite(loss.detach())
         if grads:
             norm = torch.nn.utils.get_total_norm(grads, error_if_nonfinite=False).to(self.max_norm.dtype)
-            bad = bad | ~torch.isfinite(norm)
-            # In place: a step replayed as a CUDA graph keeps writing to the same tensor.
+            self.nonfinite |= ~torch.isfinite(norm)
             torch.maximum(self.max_norm, torch.nan_to_num(norm, nan=0.0, posinf=0.0), out=self.max_norm)
-        self.nonfinite |= bad
 
     def check(self) -> str | None:
         """A reason string when the run diverged since the last reset, else None (one host sync)."""
         weights_ok = torch.ones((), device=self.nonfinite.device)
         if not self.grad_limit and self.params:
             weights_ok = torch.isfinite(torch.stack(torch._foreach_norm([p.detach() for p in self.params]))).all()
-        flag, norm, ok = torch.stack([self.nonfinite.float(), self.max_norm.float(), weights_ok.float()]).tolist()
+        bad = self.nonfinite | ~torch.isfinite(self.loss_sum)
+        flag, norm, ok = torch.stack([bad.float(), self.max_norm.float(), weights_ok.float()]).tolist()
         if flag:
             return "non-finite loss or gradient"
         if not ok:
@@ -52,3 +56,4 @@ class DivergenceGuard:
     def reset(self) -> None:
         self.nonfinite.zero_()
         self.max_norm.zero_()
+        self.loss_sum.zero_()

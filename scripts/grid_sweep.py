@@ -1,0 +1,57 @@
+"""Score gan-toy2d-grid recipes exactly as `gancv benchmark mode-coverage` does (its own functions:
+`gancv.bench.modes._train` and `_toy_scores`: 2,500 samples, DRS as the preset says, plain sampling
+of the same model beside it), on the same seeds for every recipe; one JSON line per run and a
+mean line per recipe.
+
+    OMP_NUM_THREADS=1 python scripts/grid_sweep.py 'steps=18000' 'steps=18000 ema_kimg=10' --seeds 0 1 2
+
+A recipe is space-separated dotted overrides (values parsed as YAML). Used for issue 3's grid levers.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+
+import yaml
+
+from gancv.bench.modes import _toy_scores, _train
+from gancv.data import toy2d_modes
+
+
+def parse(recipe: str) -> dict:
+    out: dict = {}
+    for item in recipe.split():
+        key, value = item.split("=", 1)
+        node = out
+        *parents, leaf = key.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = yaml.safe_load(value)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("recipes", nargs="+", help="space-separated key=value overrides; '' = the preset")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    args = ap.parse_args()
+    centres, std = toy2d_modes("grid")
+    for recipe in args.recipes:
+        rows = []
+        for seed in args.seeds:
+            model, seconds, _ = _train("gan-toy2d-grid", parse(recipe), seed, "cpu")
+            s = _toy_scores(model, 2_500, seed, centres, std)
+            plain = s.get("without_drs", s)
+            row = {"recipe": recipe, "seed": seed, "covered": s["covered"], "hq": s["high_quality"],
+                   "kl": s["reverse_kl"], "plain_covered": plain["covered"], "plain_hq": plain["high_quality"],
+                   "plain_kl": plain["reverse_kl"], **seconds}
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+        mean = {k: round(statistics.mean(r[k] for r in rows), 4)
+                for k in ("covered", "hq", "kl", "plain_hq", "plain_kl", "train_seconds", "train_cpu_seconds")}
+        print(json.dumps({"recipe": recipe, "seeds": args.seeds, "mean": mean}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
