@@ -88,6 +88,16 @@ def test_presets_exist_and_resolve():
     assert make_config("pix2pix-maps").lambda_l1 == 100.0
 
 
+def test_offline_presets_share_one_generator_per_style():
+    # pix2pix and CycleGAN train the same U-Net per style (the benchmark isolates pairing);
+    # colorize keeps the transposed conv, where resize measured worse
+    expected = {"cartoon": "resize", "gray": "resize", "colorize": "transpose"}
+    for style, upsample in expected.items():
+        p2p, cyc = (make_config(f"{m}-photos-{style}") for m in ("pix2pix", "cyclegan"))
+        assert dict(p2p.generator) == dict(cyc.generator)
+        assert p2p.generator.upsample == upsample
+
+
 @pytest.mark.slow
 def test_pix2pix_run_layout_and_translate_any_size(pix2pix_run, tmp_path, capsys):
     info = json.loads((pix2pix_run / "model" / "config.json").read_text())
