@@ -143,3 +143,20 @@ def test_transposed_conv_builds_in_a_checkerboard_and_resize_conv_does_not(resne
         inner = layer(flat)[..., 2:-2, 2:-2]  # away from the zero-padded borders
         assert inner.shape[-1] == 12
         assert torch.allclose(inner, inner[..., :1, :1].expand_as(inner), atol=1e-6) == expect_flat
+
+
+def test_nlayer_discriminator_spectral_norm_option():
+    torch.manual_seed(0)
+    D = build("discriminator", {"name": "nlayer", "n_layers": 2, "width": 8, "norm": "instance", "spectral_norm": True})
+    convs = [m for m in D.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs and all(hasattr(m, "parametrizations") for m in convs)
+    D.train()
+    for _ in range(30):  # power iterations converge: every layer's largest singular value -> 1
+        D(torch.rand(2, 3, 16, 16))
+    sigma = torch.linalg.matrix_norm(convs[0].weight.flatten(1), ord=2)
+    assert float(sigma.detach()) == pytest.approx(1.0, abs=0.05)
+    clone = build("discriminator", D.config)
+    clone.load_state_dict(D.state_dict())
+    x = torch.rand(2, 3, 16, 16)
+    assert clone.config["spectral_norm"] and torch.equal(D.eval()(x), clone.eval()(x))
+    assert not any(hasattr(m, "parametrizations") for m in build("discriminator", {"name": "nlayer", "n_layers": 2}).modules())

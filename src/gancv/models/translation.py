@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from ..errors import GancvError
+from ..nn import spectral_norm_all
 from .base import ConfigModule, check_shape, register
 
 NORMS = ("batch", "instance", "none")
@@ -272,7 +273,7 @@ class PatchDiscriminator(ConfigModule):
 @register("discriminator", "nlayer", "n-layer PatchGAN: each logit judges one receptive-field patch (n_layers=3: 70x70)")
 class NLayerDiscriminator(PatchDiscriminator):
     def __init__(self, in_channels: int = 3, n_layers: int = 3, width: int = 64, norm: str = "batch",
-                 init: str = "normal"):
+                 init: str = "normal", spectral_norm: bool = False):
         super().__init__()
         if n_layers < 1:
             raise ValueError(f"n_layers must be >= 1, got {n_layers}")
@@ -292,6 +293,8 @@ class NLayerDiscriminator(PatchDiscriminator):
         # n stride-2 convs halve the side, then two 4x4 stride-1 convs each take one pixel off
         self.min_size = 3 * 2**n_layers
         init_weights(self, init)
+        if spectral_norm:  # why: bounds D's Lipschitz constant (Miyato et al. 2018), so G's gradient stays smooth
+            spectral_norm_all(self)
 
     @property
     def receptive_field(self) -> int:
@@ -304,8 +307,8 @@ class NLayerDiscriminator(PatchDiscriminator):
 @register("discriminator", "patchgan", "70x70 PatchGAN (pix2pix / CycleGAN default): the 3-layer n-layer discriminator")
 class PatchGAN70(NLayerDiscriminator):
     def __init__(self, in_channels: int = 3, n_layers: int = 3, width: int = 64, norm: str = "batch",
-                 init: str = "normal"):
-        super().__init__(in_channels, n_layers, width, norm, init)
+                 init: str = "normal", spectral_norm: bool = False):
+        super().__init__(in_channels, n_layers, width, norm, init, spectral_norm)
 
 
 @register("discriminator", "pixel", "1x1 PixelGAN: judges each pixel's colour alone (pix2pix ablation)")
