@@ -2,8 +2,8 @@
 
     OMP_NUM_THREADS=1 python scripts/translation_experiment.py cartoon cyclegan [seed=1 key=value ...]
 
-Same held-out crops (seed 0, train=False), same base overrides (device=cpu, progress=false,
-steps=PHOTO_STEPS) and the same _train_and_score, so one candidate costs one method's training
+Same held-out crops (seed 0, train=False), same base overrides (device=cpu, progress=false; the
+preset's own steps) and the same _train_and_score, so one candidate costs one method's training
 (~4 CPU min for CycleGAN) instead of the whole benchmark. Extra key=value overrides go after the
 base ones (e.g. ``seed=1``, ``steps=2000``). The last line printed is one JSON object; for gray
 it adds the RMS of the prediction's chroma (channel spread) and luma errors, in grey levels.
@@ -28,7 +28,7 @@ def main(style: str, method: str, extra: list[str]) -> dict:
     held = load_data(f"photo-pairs:{style}", image_size=32, max_items=FULL["test_items"], seed=0, train=False)
     test_a, test_b = held.x[:, :3], held.x[:, 3:]
     preset, method_extra = METHODS[method]
-    base = ["device=cpu", "progress=false", f"steps={FULL['steps']}"]
+    base = ["device=cpu", "progress=false"] + ([f"steps={FULL['steps']}"] if FULL["steps"] else [])
     with tempfile.TemporaryDirectory() as tmp:
         row = _train_and_score(preset.format(style), base + method_extra + extra, Path(tmp) / "run", test_a, test_b, "cpu")
         if style == "gray":  # where the error sits: colour left in the output, or the grey level itself
