@@ -14,8 +14,13 @@ def sn_discriminators():
 def test_spectral_norm_bounds_every_layer_and_round_trips(name):
     shape = [2] if name == "mlp" else [1, 16, 16]
     torch.manual_seed(0)
-    D = build("discriminator", {"name": name, "shape": shape, "spectral_norm": True, "width": 8} if name != "mlp"
-              else {"name": name, "shape": shape, "spectral_norm": True, "hidden": [16, 16]})
+    if name == "mlp":
+        spec = {"name": name, "shape": shape, "spectral_norm": True, "hidden": [16, 16]}
+    elif getattr(DISCRIMINATORS.get(name), "family", None) == "translation":  # PatchGANs take in_channels and their own norm
+        spec = {"name": name, "in_channels": 1, "n_layers": 2, "norm": "instance", "spectral_norm": True, "width": 8}
+    else:
+        spec = {"name": name, "shape": shape, "spectral_norm": True, "width": 8}
+    D = build("discriminator", spec)
     x = torch.randn(4, *shape)
     for _ in range(30):  # power iterations converge in training mode
         D(x)
