@@ -269,6 +269,57 @@ def test_l2_tail_of_the_psnr_stage():
             make_stages(make_config(None, TINY_SR + ["steps=150", "restoration.pretrain_steps=100", bad]))
 
 
+@pytest.mark.parametrize("upsample", ["direct", "progressive"])
+def test_srresnet_icnr_starts_without_checkerboard(upsample):
+    torch.manual_seed(0)
+    x = torch.randn(1, 8, 5, 5)
+    for icnr in (True, False):
+        G = build("generator", {"name": "srresnet", "scale": 4, "width": 8, "blocks": 1, "upsample": upsample, "icnr": icnr})
+        y = G.up(x)
+        step = 4 if upsample == "direct" else 2  # progressive: the last doubling's 2x2 sub-pixels
+        nearest = y[:, :, ::step, ::step].repeat_interleave(step, 2).repeat_interleave(step, 3)
+        # ICNR: every sub-pixel position of a PixelShuffle starts with the same filter
+        assert torch.equal(y, nearest) == icnr
+    assert G.config["icnr"] is False and build("generator", {**G.config, "icnr": True}).config["icnr"] is True
+
+
+def test_charbonnier_psnr_stage():
+    from gancv.tasks.restoration import make_stages
+
+    cfg = make_config(None, TINY_SR + ["steps=150", "restoration.pretrain_steps=100", "restoration.charbonnier=0.01",
+                                       "restoration.l2_steps=30"])
+    psnr, gan = make_stages(cfg)
+    diff = torch.tensor([-0.5, 0.0, 0.25])
+    assert torch.allclose(psnr.pixel_error(0, diff), (diff.square() + 1e-4).sqrt())  # smooth L1-like, eps at zero
+    assert torch.equal(psnr.pixel_error(70, diff), diff.square())  # the L2 tail still wins
+    assert torch.equal(gan.pixel_error(120, diff), diff.abs())  # the GAN stage keeps ESRGAN's L1
+    assert make_stages(make_config(None, TINY_SR))[0].charbonnier == 0  # off by default
+    with pytest.raises(GancvError, match="restoration.charbonnier=-1"):
+        make_stages(make_config(None, TINY_SR + ["restoration.charbonnier=-1"]))
+
+
+def test_srresnet_channel_attention():
+    from gancv.models.restoration import _ChannelAttention
+
+    torch.manual_seed(0)
+    G = build("generator", {"name": "srresnet", "scale": 2, "width": 8, "blocks": 2, "attention": True})
+    assert sum(isinstance(m, _ChannelAttention) for m in G.modules()) == 2
+    assert not any(isinstance(m, _ChannelAttention) for m in build("generator", {"name": "srresnet", **SMALL["srresnet"]}).modules())
+    for p in G.parameters():
+        torch.nn.init.normal_(p, 0, 0.1)
+    clone = build("generator", G.config)  # attention is part of the saved config
+    clone.load_state_dict(G.state_dict())
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    assert torch.equal(clone(x), G(x))
+    # the gate is image-wide: changing one corner of the input changes the output beyond the convs' reach
+    y = x.clone()
+    y[:, :, 0, 0] = 1.0
+    assert (G(y) - G(x))[:, :, -4:, -4:].abs().max() > 0
+    plain = build("generator", {**G.config, "attention": False})
+    plain.load_state_dict({k: v for k, v in G.state_dict().items() if "gate" not in k}, strict=False)
+    assert torch.equal((plain(y) - plain(x))[:, :, -4:, -4:], torch.zeros(2, 3, 4, 4))
+
+
 def test_sr_trains_on_8_bit_inputs():
     from gancv.data import load_data
     from gancv.tasks.restoration import SuperResolutionTask

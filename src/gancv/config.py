@@ -34,6 +34,8 @@ class RestorationConfig:
     # The last l2_steps of the reconstruction stage minimise MSE instead of L1: L1 trains faster and
     # more robustly (EDSR), but PSNR is an MSE metric, so a short L2 fine-tune gains the last bit.
     l2_steps: int = 0
+    # > 0: the reconstruction stage's L1 is Charbonnier's sqrt(d^2 + eps^2) with eps = this (images in -1..1)
+    charbonnier: float = 0.0
     # GAN-stage weights: ESRGAN's (L1 0.01, perceptual 1, adversarial 0.005)
     pixel_weight: float = 0.01
     perceptual_weight: float = 1.0

@@ -77,6 +77,21 @@ def _upsampler(width: int, scale: int, mode: str, padding: str = "zeros") -> tup
     return nn.Sequential(*layers), width
 
 
+def _icnr(upsampler: nn.Module, scale: int) -> None:
+    """ICNR init (Aitken et al. 2017) of the convs feeding a PixelShuffle: every sub-pixel position
+    starts with the same filter, so the layer starts as conv + nearest-neighbour upsampling. why:
+    a random init gives each of the scale**2 positions its own filter, a checkerboard the short
+    training must first unlearn (the flip/rotation ensemble averages it away, a single pass keeps it)."""
+    mods = list(upsampler)
+    for conv, shuffle in zip(mods, mods[1:]):
+        if isinstance(conv, nn.Conv2d) and isinstance(shuffle, nn.PixelShuffle):
+            r2 = shuffle.upscale_factor**2
+            sub = nn.Conv2d(conv.in_channels, conv.out_channels // r2, 3)  # default init, at the low-res width
+            with torch.no_grad():
+                conv.weight.copy_(sub.weight.repeat_interleave(r2, dim=0))  # channel c*r2 + k -> position k of c
+                conv.bias.copy_(sub.bias.repeat_interleave(r2))
+
+
 def _bicubic(x: torch.Tensor, scale: int) -> torch.Tensor:
     return F.interpolate(x, scale_factor=scale, mode="bicubic", align_corners=False)
 
@@ -93,10 +108,26 @@ class _SRBase(ConfigModule):
         return _bicubic(x, self.scale) + self.tail(self.up(feat))
 
 
-class _ResBlock(nn.Module):
-    def __init__(self, width: int, padding: str = "zeros"):
+class _ChannelAttention(nn.Module):
+    """RCAN's channel attention (Zhang et al. 2018): rescale each channel by a gate computed from
+    the image-wide mean of all channels. why global: it is what RCAN measured; the price is that a
+    tiled image's output depends slightly on each tile's content."""
+
+    def __init__(self, width: int, reduction: int = 16):
         super().__init__()
-        self.conv = nn.Sequential(_conv(width, width, padding), nn.ReLU(True), _conv(width, width, padding))
+        hidden = max(4, width // reduction)
+        self.gate = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(width, hidden, 1), nn.ReLU(True),
+                                  nn.Conv2d(hidden, width, 1), nn.Sigmoid())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.gate(x)
+
+
+class _ResBlock(nn.Module):
+    def __init__(self, width: int, padding: str = "zeros", attention: bool = False):
+        super().__init__()
+        layers = [_conv(width, width, padding), nn.ReLU(True), _conv(width, width, padding)]
+        self.conv = nn.Sequential(*layers, *([_ChannelAttention(width)] if attention else []))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.conv(x)
@@ -113,13 +144,15 @@ def _zero_last(module: nn.Module) -> None:
 @register("generator", "srresnet", "SRResNet super-resolution generator (x2/x4/x8, pixel shuffle, no BN)")
 class SRResNet(_SRBase):
     def __init__(self, channels: int = 3, scale: int = 4, width: int = 64, blocks: int = 16, upsample: str = "progressive",
-                 padding: str = "zeros"):
+                 padding: str = "zeros", attention: bool = False, icnr: bool = False):
         super().__init__()
         self.channels, self.scale = channels, scale
         pad = _check_padding(padding)
         self.head = _conv(channels, width, pad)
-        self.body = nn.Sequential(*[_ResBlock(width, pad) for _ in range(blocks)], _conv(width, width, pad))
+        self.body = nn.Sequential(*[_ResBlock(width, pad, attention) for _ in range(blocks)], _conv(width, width, pad))
         self.up, out = _upsampler(width, scale, upsample, pad)
+        if icnr:
+            _icnr(self.up, scale)
         self.tail = _conv(out, channels, pad)
         _zero_last(self.tail)
 

@@ -46,13 +46,21 @@ class Stage:
     perceptual: float = 0.0
     adversarial: float = 0.0
     l2_from: float = math.inf  # from this step on, the pixel term is squared error instead of L1
+    charbonnier: float = 0.0  # > 0: the L1 term is Charbonnier's sqrt(diff^2 + eps^2) with this eps
 
     def pixel_error(self, step: int, diff: torch.Tensor) -> torch.Tensor:
-        return diff.square() if step >= self.l2_from else diff.abs()
+        if step >= self.l2_from:
+            return diff.square()
+        if self.charbonnier > 0:
+            # why: L1 with a smooth minimum (LapSRN), so the gradient does not flip sign around zero error
+            return (diff.square() + self.charbonnier**2).sqrt()
+        return diff.abs()
 
 
 def make_stages(cfg: DictConfig) -> list[Stage]:
     r = cfg.restoration
+    if r.charbonnier < 0:
+        raise GancvError(f"restoration.charbonnier={r.charbonnier} must be >= 0 (0 = plain L1, e.g. 1e-3)")
     if not 0 <= r.l2_steps <= max(r.pretrain_steps, 0):
         raise GancvError(f"restoration.l2_steps={r.l2_steps} must be between 0 and restoration.pretrain_steps "
                          f"({r.pretrain_steps}): it is the L2 tail of the reconstruction stage")
@@ -61,7 +69,8 @@ def make_stages(cfg: DictConfig) -> list[Stage]:
         return [gan]
     # One stage, so the L2 tail continues the stage's LR schedule (a fine-tune at the annealed LR)
     # instead of restarting it.
-    return [Stage("psnr", r.pretrain_steps, 1.0, l2_from=r.pretrain_steps - r.l2_steps if r.l2_steps else math.inf), gan]
+    return [Stage("psnr", r.pretrain_steps, 1.0, l2_from=r.pretrain_steps - r.l2_steps if r.l2_steps else math.inf,
+                  charbonnier=r.charbonnier), gan]
 
 
 def _build_for(family: str, kind: str, config: dict[str, Any]) -> nn.Module:
