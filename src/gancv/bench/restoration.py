@@ -128,9 +128,10 @@ def sr_recipe(quick: bool, device: str) -> tuple[dict, list[str]]:
     # tried on top of it beat it (one seed each): 4,500 steps +0.88; 12,000 training crops +0.83;
     # generator.padding=reflect with a weight EMA (ema_kimg=2) +0.84, the EMA itself +0.001 over
     # the same run's raw weights (the LR already decays to ~0, so there is little left to average).
-    # Seeds 0/1/2: +0.949/+0.890/+0.889. On the same seeds (scripts/sr_experiment.py): channel
-    # attention +0.922/+0.850/+0.959 (mean = the recipe's); lr_g 3e-4 +0.936/+0.851; lr_g 1e-3
-    # +0.711 (seed 0); ICNR init +0.866 (seed 0). None adopted.
+    # Seeds 0/1/2: +0.949/+0.890/+0.889 on a Xeon (AMX), +0.887/+0.876/+0.887 on an AMD EPYC (bf16
+    # kernels differ). On the EPYC, same seeds (scripts/sr_experiment.py): channel attention
+    # +0.922/+0.850/+0.959 (mean +0.910 vs +0.883, within the spread); lr_g 3e-4 +0.936/+0.851;
+    # lr_g 1e-3 +0.711 (seed 0); ICNR init +0.866 (seed 0). None adopted.
     data, items = PRESETS.get("srresnet-x4").overrides["data"], 64 if quick else TRAIN_CROPS
     # Linear decay over the last 70 % of each stage (restoration's lr_factor): the PSNR model ends
     # annealed; its last l2_steps minimise MSE (what PSNR measures) instead of L1.
