@@ -160,3 +160,24 @@ def test_nlayer_discriminator_spectral_norm_option():
     x = torch.rand(2, 3, 16, 16)
     assert clone.config["spectral_norm"] and torch.equal(D.eval()(x), clone.eval()(x))
     assert not any(hasattr(m, "parametrizations") for m in build("discriminator", {"name": "nlayer", "n_layers": 2}).modules())
+
+
+@pytest.mark.parametrize("name", ["unet", "unet-256"])
+def test_unet_pixel_skip_gives_a_full_resolution_colour_matrix(name):
+    torch.manual_seed(0)
+    G = small_g(name, residual=True, norm="none", dropout=False, pixel_skip=True).eval()
+    plain = small_g(name, residual=True, norm="none", dropout=False).eval()
+    assert plain.pixel_skip is None and not plain.config["pixel_skip"]
+    plain.load_state_dict({k: v for k, v in G.state_dict().items() if not k.startswith("pixel_skip.")})
+    x = torch.rand(2, 3, 16, 16) * 2 - 1
+    assert torch.equal(G(x), plain(x))  # zero-initialised: starts exactly where the U-Net without it does
+    # with the U-Net's body zeroed, the output is x + W x per pixel: e.g. the luma, replicated, at full resolution
+    last = [m for m in G.model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))][-1]
+    torch.nn.init.zeros_(last.weight), torch.nn.init.zeros_(last.bias)
+    luma = torch.tensor([0.299, 0.587, 0.114]).expand(3, 3)
+    with torch.no_grad():
+        G.pixel_skip.weight.copy_((luma - torch.eye(3))[..., None, None])
+    assert torch.allclose(G(x), (x * luma[0, :, None, None]).sum(1, keepdim=True).expand_as(x), atol=1e-6)
+    clone = build("generator", G.config)
+    clone.load_state_dict(G.state_dict())
+    assert clone.config["pixel_skip"] and torch.equal(G(x), clone.eval()(x))

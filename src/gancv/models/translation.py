@@ -144,7 +144,7 @@ class _UNetBlock(nn.Module):
 class UNetGenerator(ImageToImage):
     def __init__(self, in_channels: int = 3, out_channels: int = 3, num_downs: int = 8, width: int = 64,
                  norm: str = "batch", dropout: bool = True, init: str = "normal", residual: bool = False,
-                 upsample: str = "transpose"):
+                 upsample: str = "transpose", pixel_skip: bool = False):
         super().__init__()
         if num_downs < 2:
             raise ValueError(f"num_downs must be >= 2, got {num_downs}")
@@ -164,10 +164,18 @@ class UNetGenerator(ImageToImage):
         self.model = _UNetBlock(out_channels, ch[0], block, norm_fn, outermost=True, in_channels=in_channels,
                                 out_channels=out_channels, use_bias=use_bias, tanh=not residual, upsample=upsample)
         init_weights(self, init)
+        # why: the U-Net's only path to the output runs through its stride-2 first layer, so a per-pixel
+        # map of the input (a colour matrix) must be rebuilt at half resolution; a 1x1 conv of the
+        # input added to the output gives it directly. Zero-initialised: G starts where it did without.
+        self.pixel_skip = nn.Conv2d(in_channels, out_channels, 1, bias=False) if pixel_skip else None
+        if self.pixel_skip is not None:
+            nn.init.zeros_(self.pixel_skip.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
         out = self.model(x)
+        if self.pixel_skip is not None:
+            out = out + self.pixel_skip(x)
         return x + out if self.residual else out
 
 
@@ -175,16 +183,16 @@ class UNetGenerator(ImageToImage):
 class UNet128(UNetGenerator):
     def __init__(self, in_channels: int = 3, out_channels: int = 3, num_downs: int = 7, width: int = 64,
                  norm: str = "batch", dropout: bool = True, init: str = "normal", residual: bool = False,
-                 upsample: str = "transpose"):
-        super().__init__(in_channels, out_channels, num_downs, width, norm, dropout, init, residual, upsample)
+                 upsample: str = "transpose", pixel_skip: bool = False):
+        super().__init__(in_channels, out_channels, num_downs, width, norm, dropout, init, residual, upsample, pixel_skip)
 
 
 @register("generator", "unet-256", "U-Net with 8 down-samplings (pix2pix unet_256, the paper's default at 256 px)")
 class UNet256(UNetGenerator):
     def __init__(self, in_channels: int = 3, out_channels: int = 3, num_downs: int = 8, width: int = 64,
                  norm: str = "batch", dropout: bool = True, init: str = "normal", residual: bool = False,
-                 upsample: str = "transpose"):
-        super().__init__(in_channels, out_channels, num_downs, width, norm, dropout, init, residual, upsample)
+                 upsample: str = "transpose", pixel_skip: bool = False):
+        super().__init__(in_channels, out_channels, num_downs, width, norm, dropout, init, residual, upsample, pixel_skip)
 
 
 # ---- ResNet generator ----------------------------------------------------------------------------
