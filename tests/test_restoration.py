@@ -298,6 +298,20 @@ def test_charbonnier_psnr_stage():
         make_stages(make_config(None, TINY_SR + ["restoration.charbonnier=-1"]))
 
 
+@pytest.mark.parametrize("vflip", [False, True])
+def test_training_flips_cover_the_dihedral_group_with_vflip(vflip):
+    from types import SimpleNamespace
+
+    from gancv.tasks.restoration import SuperResolutionTask
+
+    task = SimpleNamespace(crop=4, rng=torch.Generator().manual_seed(0), r=SimpleNamespace(vflip=vflip))
+    x = torch.arange(16.0).view(1, 1, 4, 4)
+    seen = {tuple(SuperResolutionTask.prepare(task, x).flatten().tolist()) for _ in range(200)}
+    # horizontal flip x transpose reach 4 of the 8 flips/rotations; adding the vertical flip, all 8
+    assert len(seen) == (8 if vflip else 4)
+    assert make_config(None, TINY_SR).restoration.vflip is False  # off by default: older runs draw as before
+
+
 def test_srresnet_channel_attention():
     from gancv.models.restoration import _ChannelAttention
 

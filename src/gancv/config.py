@@ -30,6 +30,9 @@ class RestorationConfig:
 
     scale: int = 4  # super-resolution factor (2, 4 or 8)
     crop: Optional[int] = None  # random training crop (px of the high-resolution image); None = image_size
+    # also a random vertical flip, so the training flips cover all 8 dihedral transforms (BasicSR's
+    # hflip + vflip + rot90) instead of 4 (horizontal flip x transpose)
+    vflip: bool = False
     pretrain_steps: int = 0
     # The last l2_steps of the reconstruction stage minimise MSE instead of L1: L1 trains faster and
     # more robustly (EDSR), but PSNR is an MSE metric, so a short L2 fine-tune gains the last bit.

@@ -149,9 +149,12 @@ class _RestorationTask:
             tops = torch.randint(0, h - self.crop + 1, (n,), generator=self.rng, device=self.rng.device).tolist()
             lefts = torch.randint(0, w - self.crop + 1, (n,), generator=self.rng, device=self.rng.device).tolist()
             real = torch.stack([real[i, :, t : t + self.crop, l : l + self.crop] for i, (t, l) in enumerate(zip(tops, lefts))])
-        flips = torch.randint(0, 2, (2,), generator=self.rng, device=self.rng.device).tolist()
+        # why 3 bits only with vflip: the 2-bit draw keeps older runs' random streams as they were
+        flips = torch.randint(0, 2, (3 if self.r.vflip else 2,), generator=self.rng, device=self.rng.device).tolist()
         if flips[0]:
             real = real.flip(-1)
+        if flips[2:] == [1]:  # before the transpose: {flips} x {transpose} is all 8 flips/rotations
+            real = real.flip(-2)
         if flips[1]:
             real = real.transpose(-1, -2)
         return real.contiguous()
