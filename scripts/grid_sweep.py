@@ -35,6 +35,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("recipes", nargs="+", help="space-separated key=value overrides; '' = the preset")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--percentiles", type=float, nargs="*", default=[],
+                    help="also score each trained model with DRS at these percentiles (no retraining)")
     args = ap.parse_args()
     centres, std = toy2d_modes("grid")
     for recipe in args.recipes:
@@ -46,10 +48,18 @@ def main() -> None:
             row = {"recipe": recipe, "seed": seed, "covered": s["covered"], "hq": s["high_quality"],
                    "kl": s["reverse_kl"], "plain_covered": plain["covered"], "plain_hq": plain["high_quality"],
                    "plain_kl": plain["reverse_kl"], **seconds}
+            for pct in args.percentiles:  # the same model, another DRS acceptance shift
+                drs = model.info["drs"]
+                old, drs["percentile"] = drs["percentile"], pct
+                sp = _toy_scores(model, 2_500, seed, centres, std)
+                drs["percentile"] = old
+                row[f"p{pct:g}"] = {"covered": sp["covered"], "hq": sp["high_quality"], "kl": sp["reverse_kl"]}
             rows.append(row)
             print(json.dumps(row), flush=True)
         mean = {k: round(statistics.mean(r[k] for r in rows), 4)
                 for k in ("covered", "hq", "kl", "plain_hq", "plain_kl", "train_seconds", "train_cpu_seconds")}
+        for pct in args.percentiles:
+            mean[f"p{pct:g}"] = {k: round(statistics.mean(r[f"p{pct:g}"][k] for r in rows), 4) for k in ("covered", "hq", "kl")}
         print(json.dumps({"recipe": recipe, "seeds": args.seeds, "mean": mean}), flush=True)
 
 
