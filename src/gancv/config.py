@@ -285,7 +285,24 @@ register_preset(
     # 94.6 / 87.7) / KL 0.024, about 97 s of CPU per run at load 4-6 (adopted); lr_decay_start=0.4
     # (14k) 85.3 % / 0.047; r1_gamma=0.05 (14k) 93.1 % (95.2 / 95.2 / 88.8) / 0.041. A run still lands
     # anywhere in ~78-97 %: 3-seed means move by a few points on seed luck alone.
-    data="toy2d:grid", steps=18000, **_TOY,
+    # Seventh session, 10 seeds (0-9; the preset's seeds 1-2 from above, the rest measured again:
+    # seed 0 reproduced 96.3 %), DRS as here, % high quality per seed, mean / KL mean; ~55-85 s of
+    # CPU per run at load 3: the preset (r1 0.1) 96.3 / 94.6 / 87.7 / 94.4 / 86.0 / 71.3 / 94.6 /
+    # 96.6 / 88.5 / 96.8 = 90.7 % (sd 7.9); r1_gamma=0.05 96.1 / 96.4 / 92.0 / 96.2 / 96.4 / 76.0 /
+    # 84.3 / 96.2 / 96.3 / 95.6 = 92.6 % (sd 7.0; seeds 0-4 alone 95.4 %, KL 0.019: five seeds
+    # fooled us); r1_gamma=0.02 94.8 / 96.8 / 93.5 / 91.2 / 92.7 / 86.5 / 95.1 / 96.9 / 95.2 / 92.6
+    # = 93.5 % (sd 3.1), KL 0.020, plain 90.1 % / 0.016; r1_gamma=0.01 96.9 / 94.2 / 96.9 / 96.1 /
+    # 87.4 / 97.2 / 94.1 / 94.4 / 91.2 / 97.1 = 94.6 % (sd 3.2), KL 0.018, plain 92.3 % / 0.017;
+    # seeds 0-2 96.0 % / KL 0.019 (plain 94.2 % / 0.006) vs the preset's 92.9 % / 0.024 (adopted:
+    # best mean of the four gammas, the smaller the better, and no seed under 87 %; its DRS
+    # percentile 1 / 2 / 5 / 20 over the 10 seeds: 93.7 / 94.1 / 94.4 / 94.7 % at KL 0.016 / 0.016 /
+    # 0.017 / 0.021, so 10 stays). Worse or no better (seeds 0-4 unless said): r1 0.1 + lr_decay_start=0.75
+    # 92.5 % / 0.022; r1 0.05 + lr_decay_start=0.75 94.6 % / 0.015, but seeds 5-7 77.8 / 85.0 /
+    # 95.2 (8 seeds 91.4 %); r1 0.05 + ema_kimg=40 95.4 % / 0.019 (EMA does not change training: the
+    # same runs as r1 0.05 within 0.4 points per seed); r1 0.05 + batch_size=512 at 12k steps
+    # (~70 s CPU) 91.2 % / 0.035; r1 0.05 + lr_d=1e-3 92.1 / 89.4 (seeds 0-1, stopped); r1 0.05 +
+    # D dropout 0.1 76.5 / 88.3 (seeds 0-1, stopped, ~85 s CPU).
+    data="toy2d:grid", steps=18000, **{**_TOY, "r1_gamma": 0.01},
     generator={"name": "mlp", "hidden": [128, 128, 128], "batchnorm": False, "activation": "relu", "scale": 2.83},
     discriminator={"name": "mlp", "hidden": [128, 128], "dropout": 0.0, "scale": 2.83},
     drs={"enabled": True, "percentile": 10.0},
