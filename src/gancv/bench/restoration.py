@@ -144,14 +144,14 @@ def sr_recipe(quick: bool, device: str) -> tuple[dict, list[str]]:
     data, items = PRESETS.get("srresnet-x4").overrides["data"], 64 if quick else TRAIN_CROPS
     # Linear decay over the last 70 % of each stage (restoration's lr_factor): the PSNR model ends
     # annealed; its last l2_steps minimise MSE (what PSNR measures) instead of L1.
-    lr_g, decay = 5e-4, 0.3
-    overrides = [f"image_size={TILE}", f"max_items={items}", f"restoration.crop={CROP}", "batch_size=16", "restoration.vflip=true",
+    lr_g, decay, vflip = 5e-4, 0.3, True
+    overrides = [f"image_size={TILE}", f"max_items={items}", f"restoration.crop={CROP}", "batch_size=16", f"restoration.vflip={vflip}",
                  f"steps={psnr_steps}", f"restoration.pretrain_steps={psnr_steps}", f"restoration.l2_steps={l2_steps}",
                  f"lr_decay_start={decay}", f"generator.width={width}", f"generator.blocks={blocks}", "generator.upsample=direct",
                  "discriminator.width=32", f"lr_g={lr_g}", "progress=false", f"device={device}",
                  f"log_every={max(1, psnr_steps // 10)}", f"sample_every={psnr_steps}", f"checkpoint_every={psnr_steps}"]
     settings = {"width": width, "blocks": blocks, "data": data, "items": items, "lr_g": lr_g, "decay": decay,
-                "psnr_steps": psnr_steps, "gan_steps": gan_steps, "l2_steps": l2_steps, "vflip": True}
+                "psnr_steps": psnr_steps, "gan_steps": gan_steps, "l2_steps": l2_steps, "vflip": vflip}
     return settings, overrides
 
 

@@ -153,7 +153,7 @@ class _RestorationTask:
         flips = torch.randint(0, 2, (3 if self.r.vflip else 2,), generator=self.rng, device=self.rng.device).tolist()
         if flips[0]:
             real = real.flip(-1)
-        if flips[2:] == [1]:  # before the transpose: {flips} x {transpose} is all 8 flips/rotations
+        if self.r.vflip and flips[2]:  # before the transpose: {flips} x {transpose} is all 8 flips/rotations
             real = real.flip(-2)
         if flips[1]:
             real = real.transpose(-1, -2)
