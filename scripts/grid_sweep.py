@@ -56,11 +56,22 @@ def main() -> None:
                 row[f"p{pct:g}"] = {"covered": sp["covered"], "hq": sp["high_quality"], "kl": sp["reverse_kl"]}
             rows.append(row)
             print(json.dumps(row), flush=True)
-        mean = {k: round(statistics.mean(r[k] for r in rows), 4)
+        mean = {k: _mean(r[k] for r in rows)
                 for k in ("covered", "hq", "kl", "plain_hq", "plain_kl", "train_seconds", "train_cpu_seconds")}
         for pct in args.percentiles:
-            mean[f"p{pct:g}"] = {k: round(statistics.mean(r[f"p{pct:g}"][k] for r in rows), 4) for k in ("covered", "hq", "kl")}
+            mean[f"p{pct:g}"] = {k: _mean(r[f"p{pct:g}"][k] for r in rows) for k in ("covered", "hq", "kl")}
         print(json.dumps({"recipe": recipe, "seeds": args.seeds, "mean": mean}), flush=True)
+
+
+def _mean(values) -> float | str | None:
+    """Mean over the runs that have the figure; a run whose KL is null (no high-quality sample at all)
+    is counted, not averaged in, so one collapsed run cannot crash the sweep or hide in the mean."""
+    values = list(values)
+    known = [v for v in values if v is not None]
+    if not known:
+        return None
+    mean = round(statistics.mean(known), 4)
+    return mean if len(known) == len(values) else f"{mean} ({len(values) - len(known)} of {len(values)} null)"
 
 
 if __name__ == "__main__":
