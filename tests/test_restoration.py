@@ -318,12 +318,30 @@ def test_training_flips_cover_the_dihedral_group_with_vflip(vflip):
 
     from gancv.tasks.restoration import SuperResolutionTask
 
-    task = SimpleNamespace(crop=4, rng=torch.Generator().manual_seed(0), r=SimpleNamespace(vflip=vflip))
+    task = SimpleNamespace(crop=4, rng=torch.Generator().manual_seed(0), r=SimpleNamespace(vflip=vflip, per_image_flips=False))
     x = torch.arange(16.0).view(1, 1, 4, 4)
     seen = {tuple(SuperResolutionTask.prepare(task, x).flatten().tolist()) for _ in range(200)}
     # horizontal flip x transpose reach 4 of the 8 flips/rotations; adding the vertical flip, all 8
     assert len(seen) == (8 if vflip else 4)
     assert make_config(None, TINY_SR).restoration.vflip is False  # off by default: older runs draw as before
+
+
+@pytest.mark.parametrize("vflip", [False, True])
+def test_per_image_flips_give_each_crop_its_own_transform(vflip):
+    from types import SimpleNamespace
+
+    from gancv.tasks.restoration import SuperResolutionTask
+
+    def task(seed):
+        return SimpleNamespace(crop=4, rng=torch.Generator().manual_seed(seed),
+                               r=SimpleNamespace(vflip=vflip, per_image_flips=True))
+
+    x = torch.arange(16.0).view(1, 1, 4, 4).expand(64, 1, 4, 4)
+    out = SuperResolutionTask.prepare(task(0), x)
+    seen = {tuple(img.flatten().tolist()) for img in out}
+    assert len(seen) == (8 if vflip else 4)  # one batch already holds every reachable transform
+    assert torch.equal(out, SuperResolutionTask.prepare(task(0), x))  # seeded
+    assert make_config(None, TINY_SR).restoration.per_image_flips is False
 
 
 def test_srresnet_channel_attention():

@@ -33,6 +33,9 @@ class RestorationConfig:
     # also a random vertical flip, so the training flips cover all 8 dihedral transforms (BasicSR's
     # hflip + vflip + rot90) instead of 4 (horizontal flip x transpose)
     vflip: bool = False
+    # each crop of a batch draws its own flips (with vflip: each its own of the 8 transforms) instead
+    # of one draw for the whole batch, so every step sees several orientations
+    per_image_flips: bool = False
     pretrain_steps: int = 0
     # The last l2_steps of the reconstruction stage minimise MSE instead of L1: L1 trains faster and
     # more robustly (EDSR), but PSNR is an MSE metric, so a short L2 fine-tune gains the last bit.

@@ -150,6 +150,12 @@ class _RestorationTask:
             tops = torch.randint(0, h - self.crop + 1, (n,), generator=self.rng, device=self.rng.device).tolist()
             lefts = torch.randint(0, w - self.crop + 1, (n,), generator=self.rng, device=self.rng.device).tolist()
             real = torch.stack([real[i, :, t : t + self.crop, l : l + self.crop] for i, (t, l) in enumerate(zip(tops, lefts))])
+        if self.r.per_image_flips:  # the crops are square, so a transposed one fits beside the rest
+            bits = torch.randint(0, 2, (3, n, 1, 1, 1), generator=self.rng, device=self.rng.device).bool().to(real.device)
+            real = torch.where(bits[0], real.flip(-1), real)
+            if self.r.vflip:
+                real = torch.where(bits[2], real.flip(-2), real)
+            return torch.where(bits[1], real.transpose(-1, -2), real).contiguous()
         # why 3 bits only with vflip: the 2-bit draw keeps older runs' random streams as they were
         flips = torch.randint(0, 2, (3 if self.r.vflip else 2,), generator=self.rng, device=self.rng.device).tolist()
         if flips[0]:
