@@ -141,6 +141,8 @@ def sr_recipe(quick: bool, device: str) -> tuple[dict, list[str]]:
     # restoration.vflip adds the vertical flip (all 8, as BasicSR), same cost: seeds 0/1/2
     # +1.007/+0.958/+0.982 (mean +0.982 vs +0.883), ensemble +1.086/+1.058/+1.073. Adopted; with amp=off on top
     # +0.981/+1.087 (seed 0, 391 s), so bf16 stays; 64 wide on top +0.940/+1.101 (seed 0), so 48 stays.
+    # Session 8: restoration.per_image_flips (each crop its own of the 8 transforms, not one per batch)
+    # +1.000/+1.091 (seed 0) and +0.943/+1.061 (seed 1), vs +1.007 / +0.958: no gain, not adopted.
     data, items = PRESETS.get("srresnet-x4").overrides["data"], 64 if quick else TRAIN_CROPS
     # Linear decay over the last 70 % of each stage (restoration's lr_factor): the PSNR model ends
     # annealed; its last l2_steps minimise MSE (what PSNR measures) instead of L1.
