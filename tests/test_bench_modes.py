@@ -62,3 +62,28 @@ def test_stacked_digits_quick(capsys):
     real = result["classifier"]["real_data"]
     assert real["unsure_share"] < 0.2 and max(real["channel_kl"]) < 0.1
     assert result["kl_floor_perfect_sampler"] == pytest.approx(999 / 1000, abs=1e-4)
+
+
+def test_stacked_baseline_samples_plainly():
+    from gancv.bench.modes import stacked_methods
+
+    # The plain DCGAN baseline switches DRS off even where the tuned preset turns it on.
+    assert all(stacked_methods(quick)["baseline"]["drs"] == {"enabled": False} for quick in (True, False))
+
+
+@pytest.mark.slow
+def test_stacked_digits_samples_through_drs_when_enabled(capsys, monkeypatch):
+    """Ours trained with drs.enabled samples through rejection sampling and is scored plain beside it."""
+    from gancv.bench import modes
+
+    methods = modes.stacked_methods(True)
+    methods["ours"]["drs"] = {"enabled": True, "steps": 5, "burn_in": 300}
+    monkeypatch.setattr(modes, "stacked_methods", lambda quick: methods)
+    result = run_json(capsys, "benchmark", "stacked-digits", "--quick", "--json", "--device", "cpu")
+    ours, baseline = result["ours"], result["baseline"]
+    assert "rejection" in ours["sampling"] and ours["settings"]["drs"]["enabled"]
+    assert 0.0 < ours["drs_acceptance"]["mean"] <= 1.0
+    plain = ours["runs"][0]["without_drs"]
+    assert 1 <= plain["covered"] <= 1000 and 0.0 <= plain["unsure_share"] <= 1.0 and len(plain["channel_kl"]) == 3
+    assert ours["without_drs"]["covered"]["mean"] == plain["covered"]
+    assert baseline["sampling"] == "plain" and "without_drs" not in baseline["runs"][0]

@@ -178,7 +178,28 @@ def channel_balance(classes: np.ndarray, conf: np.ndarray) -> dict:
 
 def stacked_methods(quick: bool) -> dict[str, dict[str, Any]]:
     steps = {"steps": 50} if quick else {}
-    return {"ours": dict(steps), "baseline": {**BASELINE, **steps}}
+    # The plain DCGAN baseline samples plainly, whatever the preset says about DRS.
+    return {"ours": dict(steps), "baseline": {**BASELINE, "drs": {"enabled": False}, **steps}}
+
+
+def _stacked_scores(model: Any, n: int, seed: int) -> dict[str, Any]:
+    """Score n stacked samples drawn the way ``gancv sample`` draws them (through DRS when the
+    model was trained with drs.enabled); a DRS model's plain samples, same seed, are scored
+    beside them (``without_drs``), as the toy mixtures do."""
+    from ..metrics.modes import score_stacked
+
+    def score(images: torch.Tensor) -> dict[str, Any]:
+        classes, conf = classify_stacked(images)
+        return {**score_stacked(classes).as_dict(), "mean_confidence": round(float(conf.mean()), 4),
+                **channel_balance(classes, conf)}
+
+    if not model.has_drs:
+        return score(model.sample(n, seed=10_000 + seed))
+    c0 = time.process_time()
+    images, stats = model.rejection_sample(n, None, seed=10_000 + seed)  # what model.sample(n, seed) returns
+    return {**score(images), "drs_acceptance": stats["acceptance"],
+            "drs_sample_cpu_seconds": round(time.process_time() - c0, 2),
+            "without_drs": score(model.sample(n, seed=10_000 + seed, drs=False))}
 
 
 @BENCHMARKS.register("stacked-digits", description="1,000-mode stacked digits: modes covered and reverse KL over 25,600 samples; tuned preset vs plain DCGAN")
@@ -210,14 +231,23 @@ def stacked_digits(quick: bool = False, device: str = "auto", log: Log | None = 
     for method, overrides in stacked_methods(quick).items():
         runs, settings = [], {}
         for seed in seeds:
-            images, seconds, settings = _train_and_sample(preset, overrides, n, seed, device)
-            classes, conf = classify_stacked(images)
-            score = score_stacked(classes).as_dict()
-            balance = channel_balance(classes, conf)
-            runs.append({"seed": seed, **score, "mean_confidence": round(float(conf.mean()), 4), **balance, **seconds})
+            model, seconds, settings = _train(preset, overrides, seed, device)
+            score = _stacked_scores(model, n, seed)
+            runs.append({"seed": seed, **score, **seconds})
+            plain = score.get("without_drs")
             log(f"stacked {method} seed {seed}: {score['covered']}/1000 modes, reverse KL {score['reverse_kl']} "
-                f"(R, G, B digit KL {balance['channel_kl']}; {balance['unsure_share']:.1%} of channels unsure), "
-                f"{seconds['train_seconds']:.0f} s wall / {seconds['train_cpu_seconds']:.0f} s CPU")
+                f"(R, G, B digit KL {score['channel_kl']}; {score['unsure_share']:.1%} of channels unsure)"
+                + (f" with DRS (acceptance {score['drs_acceptance']:.0%}; without: {plain['covered']} modes, "
+                   f"KL {plain['reverse_kl']}, {plain['unsure_share']:.1%} unsure)" if plain else "")
+                + f", {seconds['train_seconds']:.0f} s wall / {seconds['train_cpu_seconds']:.0f} s CPU")
+        keys = ("covered", "reverse_kl")
+        drs = "without_drs" in runs[0]
         result[method] = {"settings": _settings(settings), "runs": runs,
-                          **_method_summary(runs, ("covered", "reverse_kl", "train_seconds", "train_cpu_seconds"))}
+                          "sampling": ("discriminator rejection sampling (Azadi et al. 2019) with the run's "
+                                       "calibrated D" if drs else "plain"),
+                          **_method_summary(runs, (*keys, "train_seconds", "train_cpu_seconds"))}
+        if drs:
+            result[method].update(_method_summary(runs, ("drs_acceptance", "drs_sample_cpu_seconds")))
+            result[method]["without_drs"] = {"sampling": "plain, the same trained model and seed",
+                                             **_method_summary([r["without_drs"] for r in runs], keys)}
     return result
