@@ -3,6 +3,7 @@ import dataclasses
 import json
 
 import pytest
+import torch
 
 from gancv.bench import evaluation
 from gancv.cli import main
@@ -57,3 +58,54 @@ def test_seed_interval_is_the_student_t_interval():
     # t(0.975, df=2) = 4.302653; sample sd = 1; half width = 4.302653 / sqrt(3)
     assert mean == 2.0 and hi - mean == pytest.approx(4.302653 / 3 ** 0.5, rel=1e-6) and mean - lo == hi - mean
     assert evaluation._mean_ci([0.5]) == (0.5, None, None)
+
+
+def _tiny_digits(n=40):
+    g = torch.Generator().manual_seed(0)
+    return torch.randint(0, 256, (n, 1, 16, 16), dtype=torch.uint8, generator=g), torch.arange(n) % 10
+
+
+def _params(model):
+    return torch.cat([p.flatten() for p in model.parameters()])
+
+
+def test_neutral_soft_options_give_the_plain_classifier():
+    from gancv.metrics.classifier import TrainRecipe, train_classifier
+
+    x, y = _tiny_digits()
+    recipe = TrainRecipe(steps=5, seed=3)
+    plain = train_classifier(x, y, 10, recipe)
+    neutral = train_classifier(x, y, 10, recipe, loss_weights=torch.ones(len(x)), smoothing=torch.zeros(len(x)))
+    assert torch.allclose(_params(plain), _params(neutral), atol=1e-5)
+    for kwargs in ({"mixup": 0.4}, {"smoothing": torch.full((len(x),), 0.3)}):
+        again = train_classifier(x, y, 10, recipe, **kwargs)
+        assert not torch.allclose(_params(plain), _params(again), atol=1e-4), kwargs
+        assert torch.equal(_params(again), _params(train_classifier(x, y, 10, recipe, **kwargs))), kwargs  # seeded
+
+
+def test_zero_loss_weight_ignores_those_images_labels():
+    from gancv.metrics.classifier import TrainRecipe, train_classifier
+
+    x, y = _tiny_digits()
+    recipe = TrainRecipe(steps=5, seed=3)
+    second = torch.arange(len(x)) >= 20
+    wrong = torch.where(second, (y + 1) % 10, y)
+    w = (~second).float()
+    assert torch.allclose(_params(train_classifier(x, y, 10, recipe, loss_weights=w)),
+                          _params(train_classifier(x, wrong, 10, recipe, loss_weights=w)), atol=1e-6)
+    half = 1 - 0.5 * second.float()
+    assert not torch.allclose(_params(train_classifier(x, y, 10, recipe, loss_weights=half)),
+                              _params(train_classifier(x, wrong, 10, recipe, loss_weights=half)), atol=1e-4)
+
+
+def test_filter_keeps_agreeing_samples_first_or_least_confident():
+    labels = torch.tensor([0, 0, 0, 0, 1, 1])
+    prob = torch.tensor([[0.9, 0.1], [0.6, 0.4], [0.2, 0.8], [0.7, 0.3], [0.45, 0.55], [0.1, 0.9]])
+    prob = torch.nn.functional.pad(prob, (0, 8))  # ten classes, none of them for 2..9
+    setup = dataclasses.replace(evaluation.AUGMENT, per_class=2)
+    assert evaluation._keep_synthetic(setup, labels, prob).tolist() == [0, 1, 4, 5]
+    hard = dataclasses.replace(setup, keep="least_confident")
+    assert evaluation._keep_synthetic(hard, labels, prob).tolist() == [1, 3, 4, 5]  # sample 2 disagrees
+    assert evaluation._keep_synthetic(setup, labels, None).tolist() == [0, 1, 4, 5]
+    with pytest.raises(ValueError, match="keep="):
+        evaluation._keep_synthetic(dataclasses.replace(setup, keep="hardest"), labels, prob)

@@ -122,6 +122,12 @@ class AugmentSetup:
     # recipe's 500: on 100 real images 500 steps under-train (seed 0: 95.5 % at 500, 96.3 % at
     # 1,000, 96.2 % at 1,500, 96.4 % at 3,000), and a weak baseline would flatter the gain.
     classifier_steps: int = 1500
+    # Levers on how the mixed classifier uses the synthetic images (defaults: plain cross-entropy,
+    # every synthetic image counted like a real one).
+    synthetic_weight: float = 1.0     # loss weight of a synthetic image relative to a real one
+    synthetic_smoothing: float = 0.0  # label smoothing on synthetic images only
+    mixup: float = 0.0                # Beta(a, a) mixup within each mixed batch; 0 = off
+    keep: str = "first"               # which agreeing samples the filter keeps: "first" | "least_confident"
 
 
 AUGMENT = AugmentSetup()
@@ -135,16 +141,27 @@ def _digit_subset(x: torch.Tensor, y: torch.Tensor, k: int, seed: int) -> torch.
     return torch.cat([perm[y[perm] == c][:k] for c in range(10)])
 
 
-def augmentation_seed(setup: AugmentSetup, seed: int, workdir: Path, device: str = "auto",
-                      log: Log | None = None) -> dict:
-    """One seed of the protocol: k real digits per class -> cGAN -> `gancv augment` set ->
-    the same classifier on real only / real + synthetic / synthetic only, tested on the rest."""
+def _keep_synthetic(setup: AugmentSetup, labels: torch.Tensor, prob: torch.Tensor | None) -> torch.Tensor:
+    """Indices of the synthetic images the classifier gets: per class, the first per_class in
+    drawing order, or (with the real-only classifier's probabilities) the first that it labels
+    as their conditioning class; keep="least_confident" takes those it is least sure of first."""
+    if setup.keep not in ("first", "least_confident"):
+        raise ValueError(f"keep={setup.keep!r}: use first or least_confident")
+    order, usable = torch.arange(len(labels)), torch.ones(len(labels), dtype=torch.bool)
+    if prob is not None:
+        usable = prob.argmax(1) == labels
+        if setup.keep == "least_confident":
+            order = prob.max(1).values.argsort(stable=True)
+    return torch.cat([order[(usable & (labels == c))[order]][: setup.per_class] for c in range(10)])
+
+
+def augmentation_sets(setup: AugmentSetup, seed: int, workdir: Path, device: str = "auto") -> dict:
+    """The data of one seed: the k real digits per class, the held-out test digits, and the
+    unfiltered `gancv augment` set of a cGAN trained on those real digits only."""
     from ..api import synthesize
     from ..data import load_data
-    from ..metrics.classifier import TrainRecipe, accuracy, run_classifier, train_classifier
     from ..visual import save_image
 
-    log = log or _quiet
     size = setup.image_size
     bundle = load_data("digits", image_size=size, channels=1)
     x, y = bundle.x, bundle.y
@@ -172,17 +189,22 @@ def augmentation_seed(setup: AugmentSetup, seed: int, workdir: Path, device: str
     synth = load_data(f"folder:{synth_dir}", image_size=size, channels=1)
     if synth.class_names != [str(c) for c in range(10)]:
         raise RuntimeError(f"synthetic set classes {synth.class_names} are not the digits 0..9")
-    sx, sy = synth.x, synth.y
+    return {"real_x": real_x, "real_y": real_y, "test_x": x[test], "test_y": y[test],
+            "synth_x": synth.x, "synth_y": synth.y, "gan_seconds": gan_seconds}
+
+
+def augmentation_scores(setup: AugmentSetup, seed: int, sets: dict, log: Log | None = None) -> dict:
+    """Filter the synthetic set, then the same classifier on real only / real + synthetic /
+    synthetic only, tested on the held-out digits."""
+    from ..metrics.classifier import TrainRecipe, accuracy, run_classifier, train_classifier
+
+    log = log or _quiet
+    real_x, real_y, sx, sy = sets["real_x"], sets["real_y"], sets["synth_x"], sets["synth_y"]
     recipe = TrainRecipe(steps=setup.classifier_steps, seed=seed)
     real_only = train_classifier(real_x, real_y, 10, recipe)
-    kept_share = 1.0
-    if setup.filter:
-        pred = run_classifier(real_only, sx)[1].argmax(1)
-        agree = pred == sy
-        kept_share = float(agree.float().mean())
-        keep = torch.cat([torch.nonzero(agree & (sy == c)).flatten()[: setup.per_class] for c in range(10)])
-    else:
-        keep = torch.cat([torch.nonzero(sy == c).flatten()[: setup.per_class] for c in range(10)])
+    prob = run_classifier(real_only, sx)[1].softmax(1) if setup.filter else None
+    keep = _keep_synthetic(setup, sy, prob)
+    kept_share = 1.0 if prob is None else float((prob.argmax(1) == sy).float().mean())
     if len(keep) == 0:
         raise RuntimeError(f"seed {seed}: no synthetic sample was labelled as its class by the real-only classifier")
     sx, sy = sx[keep], sy[keep]
@@ -190,17 +212,30 @@ def augmentation_seed(setup: AugmentSetup, seed: int, workdir: Path, device: str
     # few real images keep their place in every batch.
     share = setup.synthetic_share
     weights = torch.cat([torch.full((len(real_x),), (1 - share) / len(real_x)), torch.full((len(sx),), share / len(sx))])
-    mixed = train_classifier(torch.cat([real_x, sx]), torch.cat([real_y, sy]), 10, recipe, weights=weights)
+    is_synth = torch.cat([torch.zeros(len(real_x)), torch.ones(len(sx))])
+    mixed = train_classifier(torch.cat([real_x, sx]), torch.cat([real_y, sy]), 10, recipe, weights=weights,
+                             loss_weights=None if setup.synthetic_weight == 1 else 1 + (setup.synthetic_weight - 1) * is_synth,
+                             smoothing=None if setup.synthetic_smoothing == 0 else setup.synthetic_smoothing * is_synth,
+                             mixup=setup.mixup)
     synth_only = train_classifier(sx, sy, 10, recipe)
+    test_x, test_y = sets["test_x"], sets["test_y"]
     row = {"seed": seed,
-           "acc_real_only": accuracy(real_only, x[test], y[test]),
-           "acc_real_plus_synthetic": accuracy(mixed, x[test], y[test]),
-           "acc_synthetic_only_cas": accuracy(synth_only, x[test], y[test]),
-           "test_images": int(test.sum()), "synthetic_images": len(sx), "filter_agreement": kept_share, "gan_seconds": round(gan_seconds, 1)}
+           "acc_real_only": accuracy(real_only, test_x, test_y),
+           "acc_real_plus_synthetic": accuracy(mixed, test_x, test_y),
+           "acc_synthetic_only_cas": accuracy(synth_only, test_x, test_y),
+           "test_images": len(test_x), "synthetic_images": len(sx), "filter_agreement": kept_share,
+           "gan_seconds": round(sets["gan_seconds"], 1)}
     row["gain_points"] = 100 * (row["acc_real_plus_synthetic"] - row["acc_real_only"])
     log(f"seed {seed}: real-only {row['acc_real_only']:.4f}  real+synthetic {row['acc_real_plus_synthetic']:.4f}  "
         f"synthetic-only {row['acc_synthetic_only_cas']:.4f}  gain {row['gain_points']:+.2f} points")
     return {key: round(v, 4) if isinstance(v, float) else v for key, v in row.items()}
+
+
+def augmentation_seed(setup: AugmentSetup, seed: int, workdir: Path, device: str = "auto",
+                      log: Log | None = None) -> dict:
+    """One seed of the protocol: k real digits per class -> cGAN -> `gancv augment` set ->
+    the same classifier on real only / real + synthetic / synthetic only, tested on the rest."""
+    return augmentation_scores(setup, seed, augmentation_sets(setup, seed, workdir, device), log)
 
 
 @BENCHMARKS.register("augmentation", description="k real digits per class: classifier on real vs real + cGAN samples, gain with 95% CI")

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -91,11 +92,15 @@ class TrainRecipe:
 
 def train_classifier(images: torch.Tensor, labels: torch.Tensor, num_classes: int, recipe: TrainRecipe | None = None,
                      size: int | None = None, channels: int | None = None,
-                     weights: torch.Tensor | None = None) -> Classifier:
+                     weights: torch.Tensor | None = None, loss_weights: torch.Tensor | None = None,
+                     smoothing: torch.Tensor | None = None, mixup: float = 0.0) -> Classifier:
     """Train the standard classifier on uint8 images and int labels (CPU, seeded).
 
     ``weights``: per-image sampling weights (e.g. to draw real and synthetic images equally
-    often however many of each there are); uniform when None."""
+    often however many of each there are); uniform when None. ``loss_weights`` (per image, the
+    batch loss is their weighted mean), ``smoothing`` (per-image label smoothing) and ``mixup``
+    (Beta(a, a) mixup of images and targets within each batch) let augmentation data count
+    differently from real data; all off by default, which keeps the plain cross-entropy step."""
     recipe = recipe or TrainRecipe()
     if recipe.steps <= 0:
         recipe = TrainRecipe(DEFAULT_STEPS, recipe.batch_size, recipe.lr, recipe.seed)
@@ -106,6 +111,11 @@ def train_classifier(images: torch.Tensor, labels: torch.Tensor, num_classes: in
     channels = channels or images.shape[1]
     size = size or images.shape[-1]
     g = torch.Generator().manual_seed(recipe.seed)
+    soft = loss_weights is not None or smoothing is not None or mixup > 0
+    if soft:
+        loss_weights = torch.ones(len(images)) if loss_weights is None else loss_weights.float()
+        smoothing = torch.zeros(len(images)) if smoothing is None else smoothing.float()
+        beta = np.random.default_rng(recipe.seed)  # mixup's coefficients, apart from g's stream
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(recipe.seed)  # init and dropout from a private, seeded stream
         model = Classifier(channels=channels, size=size, num_classes=num_classes)
@@ -119,12 +129,28 @@ def train_classifier(images: torch.Tensor, labels: torch.Tensor, num_classes: in
                 idx = torch.randint(0, len(x), (min(recipe.batch_size, len(x)),), generator=g)
             else:
                 idx = torch.multinomial(weights.double(), recipe.batch_size, replacement=True, generator=g)
-            loss = F.cross_entropy(model(_shift(x[idx], g)), y[idx])
+            if soft:
+                loss = _soft_loss(model, _shift(x[idx], g), y[idx], num_classes, loss_weights[idx],
+                                  smoothing[idx], mixup, beta)
+            else:
+                loss = F.cross_entropy(model(_shift(x[idx], g)), y[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
     return model.eval().requires_grad_(False)
+
+
+def _soft_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, num_classes: int, w: torch.Tensor,
+               eps: torch.Tensor, mixup: float, beta: np.random.Generator) -> torch.Tensor:
+    target = F.one_hot(y, num_classes).float() * (1 - eps[:, None]) + eps[:, None] / num_classes
+    if mixup > 0:
+        # Each image is mixed with another of the same batch (real with synthetic when both are drawn).
+        lam = float(beta.beta(mixup, mixup))
+        perm = torch.from_numpy(beta.permutation(len(x)))
+        x, target, w = lam * x + (1 - lam) * x[perm], lam * target + (1 - lam) * target[perm], lam * w + (1 - lam) * w[perm]
+    per_image = -(target * F.log_softmax(model(x), dim=1)).sum(1)
+    return (w * per_image).sum() / w.sum()
 
 
 @torch.no_grad()
