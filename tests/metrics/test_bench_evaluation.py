@@ -32,7 +32,7 @@ def test_quick_benchmark(name, capsys, monkeypatch):
         assert result["timed_samples"] == 2000 and result["fid_seconds"] > 0
     else:
         # The whole path ran: a cGAN, `gancv augment` (synthesize) writing the set, three classifiers.
-        assert len(calls) == 1 and calls[0][1] == 20 * evaluation.QUICK_AUGMENT.oversample
+        assert len(calls) == 2 and calls[0][1] == 20 * evaluation.QUICK_AUGMENT.oversample
         assert 0 <= result["acc_real_only_mean"] <= 1 and len(result["per_seed"]) == 1
         row = result["per_seed"][0]
         # A 60-step GAN draws mostly unreadable digits, so the filter keeps few of its 600 samples.
@@ -42,6 +42,11 @@ def test_quick_benchmark(name, capsys, monkeypatch):
             100 * (result["acc_real_plus_synthetic_mean"] - result["acc_real_only_mean"]), abs=0.05)
         assert result["gain_points_ci95"] is None  # one seed: no interval, rather than a made-up one
         assert result["cpu_seconds"] > 0 and result["wall_seconds"] > 0
+        # The smaller k runs the same stages, on fewer real digits, with its own summary.
+        [more] = result["more_k"]
+        assert more["k_per_class"] == 3 and more["test_images"] == 1797 - 30 and len(more["per_seed"]) == 1
+        assert more["gain_points_mean"] == pytest.approx(
+            100 * (more["acc_real_plus_synthetic_mean"] - more["acc_real_only_mean"]), abs=0.05)
 
 
 def test_quick_augmentation_only_shrinks_sizes():
