@@ -109,6 +109,8 @@ class AugmentSetup:
     # MSGAN mode seeking: without it the cGAN maps most latents onto its 100 training images
     # (99.6 % of its samples pass the filter, CAS 93.9 % on seed 1); with it the samples spread
     # (95 % pass) and a classifier trained on them alone reaches 94.6 / 95.6 % (seeds 0 / 1).
+    # Not measured (CPU): the SNGAN pair (conditional-BN ResNet G, projection D) took 36.6 CPU-s for 20
+    # steps at width 32 (the DCGAN pair: 1.4), ~1 CPU-hour for 2,000; DiffAugment + mode seeking, longer.
     gan_extra: tuple[str, ...] = ("mode_seeking=1",)  # further `gancv train` overrides of the cGAN recipe
     per_class: int = 100       # synthetic images per class the classifier gets
     oversample: int = 3        # draw this many times per_class, keep per_class after filtering
@@ -122,8 +124,18 @@ class AugmentSetup:
     # recipe's 500: on 100 real images 500 steps under-train (seed 0: 95.5 % at 500, 96.3 % at
     # 1,000, 96.2 % at 1,500, 96.4 % at 3,000), and a weak baseline would flatter the gain.
     classifier_steps: int = 1500
-    # Levers on how the mixed classifier uses the synthetic images (defaults: plain cross-entropy,
-    # every synthetic image counted like a real one).
+    # How the mixed classifier uses the synthetic images (all off: the real-only arm never changes).
+    # scripts/augmentation_seed.py 10 SEED, the same cached cGAN sets per seed, gain in points on
+    # seeds 0 / 1 / 2 (mean): plain -0.53 / +0.35 / -0.06 (-0.08); synthetic_weight 0.3: -0.18 /
+    # +0.12 / +0.59 (+0.18); weight 0.5: -0.29 / +0.24 / +0.06 (0.00); mixup 0.2: +0.24 / +1.06 /
+    # +1.00 (+0.77); mixup 1.0: +0.24 / +0.83 / +1.00 (+0.69); keep least_confident: -0.77 / +0.18 /
+    # +0.24 (-0.12); synthetic_smoothing 0.1: +0.41 / +1.06 / +0.88 (+0.79); 0.3: +0.83 / +1.18 /
+    # +1.41 (+1.14); 0.5: +1.06 / +0.59 / +1.12 (+0.92); 0.3 with mixup 0.2: +0.83 / +0.88 / +1.18
+    # (+0.96). Not adopted: smoothing is a regulariser the real-only arm gains from by itself
+    # (real only, smoothing 0.3 on its images: 97.29 / 95.99 / 97.23 % vs 96.17 / 95.52 / 96.52 %),
+    # so against that arm synthetic_smoothing 0.3 gains -0.30 / +0.71 / +0.71 (+0.37), and with
+    # smoothing 0.3 on every image of both arms -0.59 / +0.59 / +0.30 (+0.10): the gain came from
+    # the classifier recipe, not from the GAN. (Mixup on the real-only arm was not measured.)
     synthetic_weight: float = 1.0     # loss weight of a synthetic image relative to a real one
     synthetic_smoothing: float = 0.0  # label smoothing on synthetic images only
     mixup: float = 0.0                # Beta(a, a) mixup within each mixed batch; 0 = off
@@ -131,7 +143,7 @@ class AugmentSetup:
     # Smaller k, the same protocol and seeds, reported under "more_k"; k (above) stays the headline.
     # Where the GAN pays (scripts/augmentation_seed.py, seeds 0-2, gain in points): k = 3: +2.94,
     # +1.75, +0.51 (real only 86.6-89.9 %); k = 5: -0.86, +0.17, +0.11; k = 10: -0.53, +0.35, -0.06.
-    # k = 3 adds ~1.9 CPU-min per seed (k = 10: ~2.5).
+    # CPU per seed (process time, 1 thread, cGAN + 3 classifiers): k = 3 105-123 s, k = 10 137-155 s.
     more_k: tuple[int, ...] = (3,)
 
 
@@ -277,7 +289,8 @@ def augmentation(quick: bool = False, device: str = "auto", log: Log | None = No
                + (f", {' '.join(setup.gan_extra)}" if setup.gan_extra else ""),
         "synthetic_per_class": setup.per_class, "oversample": setup.oversample, "filter": setup.filter,
         "truncation": setup.truncation, "synthetic_share_per_batch": setup.synthetic_share,
-        "classifier_steps": setup.classifier_steps,
+        "classifier_steps": setup.classifier_steps, "synthetic_loss_weight": setup.synthetic_weight,
+        "synthetic_label_smoothing": setup.synthetic_smoothing, "mixup": setup.mixup, "keep": setup.keep,
         **summaries(rows),
         "ci_method": "Student t over seeds (95%)", "goal_gain_points": 2.0,
         "goal_met": bool(np.mean([r["gain_points"] for r in rows]) >= 2.0),
