@@ -141,8 +141,9 @@ class AugmentSetup:
     mixup: float = 0.0                # Beta(a, a) mixup within each mixed batch; 0 = off
     keep: str = "first"               # which agreeing samples the filter keeps: "first" | "least_confident"
     # Smaller k, the same protocol and seeds, reported under "more_k"; k (above) stays the headline.
-    # Where the GAN pays (scripts/augmentation_seed.py, seeds 0-2, gain in points): k = 3: +2.94,
-    # +1.75, +0.51 (real only 86.6-89.9 %); k = 5: -0.86, +0.17, +0.11; k = 10: -0.53, +0.35, -0.06.
+    # Where the GAN pays (scripts/augmentation_seed.py, gain in points per seed 0, 1, 2, 3): k = 3:
+    # +2.94, +1.75, +0.51, +1.36 (mean +1.64, 95 % t CI +0.03 to +3.25; real only 84.6-89.9 %);
+    # k = 5: -0.86, +0.17, +0.11 (-0.19); k = 10: -0.53, +0.35, -0.06 (-0.08).
     # CPU per seed (process time, 1 thread, cGAN + 3 classifiers): k = 3 105-123 s, k = 10 137-155 s.
     more_k: tuple[int, ...] = (3,)
 
