@@ -263,3 +263,23 @@ def test_cyclegan_per_domain_cycle_weights(horse2zebra):
     assert only_a == pytest.approx(expect.item(), rel=1e-5) and only_a < both
     with pytest.raises(GancvError, match="lambda_cycle_b"):
         make_config(None, ["task=cyclegan", "lambda_cycle_b=-1"])
+
+
+def test_cyclegan_cycle_jitter_offsets_each_translation_before_the_cycle(horse2zebra):
+    # cycle_jitter adds one random offset per image and channel to each translation before the other
+    # generator maps it back (against a faint tint that carries the input's colour); 0 = off.
+    from gancv.data import load_data
+    from gancv.tasks.translation import CycleGANTask
+
+    cfg = make_config(None, ["task=cyclegan", f"data=unpaired:{horse2zebra}", "loss=lsgan", "pool_size=0",
+                             "cycle_jitter=0.1", *NETS])
+    bundle = load_data(cfg.data, image_size=cfg.image_size, channels=cfg.channels, max_items=4, seed=0)
+    task = CycleGANTask(cfg, bundle, torch.device("cpu"), torch.Generator().manual_seed(0))
+    x = torch.zeros(3, 3, 8, 8)
+    jittered = task._jitter(x)
+    assert torch.equal(jittered, jittered[..., :1, :1].expand_as(jittered))  # constant over each image
+    assert 0.03 < float(jittered.std()) < 0.3 and not torch.equal(jittered[0], jittered[1])
+    task.cfg = make_config(None, ["task=cyclegan", *NETS])
+    assert task.cfg.cycle_jitter == 0 and torch.equal(task._jitter(x), x)
+    with pytest.raises(GancvError, match="cycle_jitter"):
+        make_config(None, ["task=cyclegan", "cycle_jitter=-0.1"])

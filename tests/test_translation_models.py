@@ -162,6 +162,20 @@ def test_nlayer_discriminator_spectral_norm_option():
     assert not any(hasattr(m, "parametrizations") for m in build("discriminator", {"name": "nlayer", "n_layers": 2}).modules())
 
 
+def test_layer_norm_keeps_a_channel_offset_that_instance_norm_removes():
+    from gancv.models.translation import norm_layer
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 4, 8, 8)
+    tint = x + torch.tensor([0.5, -0.5, 0.0, 0.0])[None, :, None, None]  # one offset per channel and image
+    assert torch.allclose(norm_layer("instance")(4)(tint), norm_layer("instance")(4)(x), atol=1e-5)
+    layer = norm_layer("layer")(4)
+    assert not torch.allclose(layer(tint), layer(x), atol=1e-2)
+    assert torch.allclose(layer(x + 0.5), layer(x), atol=1e-5)  # still per image: a common offset goes
+    D = build("discriminator", {"name": "nlayer", "n_layers": 2, "width": 8, "norm": "layer"})
+    assert D(torch.rand(2, 3, 16, 16)).shape == (2, 1, 2, 2) and not list(D.model[3].parameters())
+
+
 @pytest.mark.parametrize("name", ["unet", "unet-256"])
 def test_unet_pixel_skip_gives_a_full_resolution_colour_matrix(name):
     torch.manual_seed(0)

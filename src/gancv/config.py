@@ -170,6 +170,9 @@ class TrainConfig:
     lambda_cycle_b: Optional[float] = None
     lambda_identity: float = 0.5  # cyclegan: identity L1 weight, relative to lambda_cycle (reference code)
     pool_size: int = 50  # cyclegan: history of generated images shown to the discriminators (0 = off)
+    # cyclegan: std of a random per-image, per-channel offset added to each translation before the
+    # cycle maps it back (0 = off); it drowns a faint tint that would carry the input's colour through
+    cycle_jitter: float = 0.0
     flip: bool = False  # translation: random horizontal flips of training images (pairs flip together)
     # bookkeeping
     seed: int = 0
@@ -657,7 +660,7 @@ def validate(cfg: DictConfig) -> None:
         raise GancvError(f"ema_rampup must be > 0 (StyleGAN2-ADA uses 0.05) or null for none, got {cfg.ema_rampup}")
     if cfg.lr_decay_start is not None and not 0 <= cfg.lr_decay_start < 1:
         raise GancvError(f"lr_decay_start must be a fraction in [0, 1) of the steps, got {cfg.lr_decay_start}")
-    for key in ("lambda_gan", "lambda_l1", "lambda_cycle", "lambda_identity", "pool_size"):
+    for key in ("lambda_gan", "lambda_l1", "lambda_cycle", "lambda_identity", "pool_size", "cycle_jitter"):
         if cfg[key] < 0:
             raise GancvError(f"{key} must be >= 0, got {cfg[key]}")
     for key in ("lambda_cycle_a", "lambda_cycle_b"):

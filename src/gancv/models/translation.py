@@ -26,7 +26,7 @@ from ..errors import GancvError
 from ..nn import spectral_norm_all
 from .base import ConfigModule, check_shape, register
 
-NORMS = ("batch", "instance", "none")
+NORMS = ("batch", "instance", "layer", "none")
 INITS = ("normal", "xavier", "kaiming", "orthogonal")
 
 
@@ -37,6 +37,10 @@ def norm_layer(kind: str) -> Callable[[int], nn.Module]:
         # why no affine / no running stats: the reference CycleGAN/pix2pix setting; statistics come
         # from each image, so train and test behave the same.
         return functools.partial(nn.InstanceNorm2d, affine=False, track_running_stats=False)
+    if kind == "layer":
+        # why: also per image, but over all channels together, so a feature channel's offset against
+        # the others (a colour tint, which instance norm subtracts away) stays visible
+        return functools.partial(nn.GroupNorm, 1, affine=False)
     if kind == "none":
         return lambda channels: nn.Identity()
     raise ValueError(f"norm={kind!r} is not one of {', '.join(NORMS)}")

@@ -258,7 +258,7 @@ class CycleGANTask:
         cfg = self.cfg
         real_a, real_b = self._reals(batch)
         fake_b, fake_a = self.G_ab(real_a), self.G_ba(real_b)
-        rec_a, rec_b = self.G_ba(fake_b), self.G_ab(fake_a)
+        rec_a, rec_b = self.G_ba(self._jitter(fake_b)), self.G_ab(self._jitter(fake_a))
         lam_a, lam_b = self.lambda_a, self.lambda_b
         gan = self.loss.g_loss(self.D_b(fake_b)) + self.loss.g_loss(self.D_a(fake_a))
         cycle_a, cycle_b = F.l1_loss(rec_a, real_a), F.l1_loss(rec_b, real_b)
@@ -272,6 +272,14 @@ class CycleGANTask:
         # why kept on the task: the D phase that follows learns from exactly these fakes (via the pools)
         self._fakes = (fake_a.detach(), fake_b.detach())
         return {"loss": loss, **out}
+
+    def _jitter(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` plus a random offset per image and channel (std cycle_jitter): a translation can then
+        carry its input's colour back through the cycle only in a tint stronger than the jitter."""
+        if self.cfg.cycle_jitter == 0:
+            return x
+        offset = torch.randn(x.shape[0], x.shape[1], 1, 1, generator=self.rng, device=self.rng.device)
+        return x + self.cfg.cycle_jitter * offset.to(x.device, x.dtype)
 
     def d_step(self, batch: Batch) -> dict[str, torch.Tensor]:
         real_a, real_b = self._reals(batch)
