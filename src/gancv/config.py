@@ -494,6 +494,24 @@ _SMALL_D = {"name": "nlayer", "n_layers": 2, "width": 16, "norm": "instance"}
 # 37.22 without; L1-only 41.32 on seed 0), so the unpaired cost grows although both outputs improve.
 # Cartoon, seed 0, lead: lambda_gan 1 15.004, lambda_gan 1 + lambda_identity 1 15.004, lambda_gan 0.5
 # without identity loss 15.007 (identity 15.00): a weaker GAN term only leaves G at the identity map.
+# Session 8, gray (same protocol; CycleGAN PSNR on seed 0 unless said, 1,000 steps, 130-160 CPU s
+# per run; chroma / luma error in grey levels RMS). The preset: 33.08 (chroma 5.99 / luma 3.15, luma
+# bias +0.56); pix2pix 37.51 (3.63 / 1.34): the same U-Net fed L1 leaves 3.6 of chroma, so CycleGAN
+# is behind by ~4.8 of extra chroma and ~2.9 of extra luma error (in quadrature). None adopted:
+# - lambda_cycle_a 2: 32.68 (5.39 / 3.89); + lambda_identity 2: 32.13 (6.44 / 3.74).
+# - D: norm=layer (GroupNorm over all channels: keeps the per-channel offset that instance norm
+#   removes) 31.11 (7.73 / 3.46); norm none + spectral norm 30.96 (6.48 / 4.61); width 64 33.22
+#   (5.15 / 3.83; 198 CPU s), seed 1 32.98 (5.68 / 4.14; preset 32.56): +0.28 dB over two seeds at
+#   1.45x the CPU, inside the seed spread; n_layers 1 32.71 (6.29 / 3.72); lr_d 2e-3 31.04
+#   (8.18 / 4.48), 5e-4 32.68 (5.58 / 4.23, bias +1.94).
+# - lambda_gan 20 31.72 (5.67 / 5.71); lr_g 1e-3 32.33 (6.00 / 4.51); ema_kimg 1 33.01 (6.30 / 3.07).
+# - cycle_jitter (a random per-image, per-channel offset, std in [-1, 1] units, on each translation
+#   before the cycle maps it back, against the tint): 0.05 32.83 (5.86 / 3.28); 0.15 32.30 (5.72 / 4.72).
+# - steps 2000: 33.41 (6.07 / 3.88; 292 CPU s) but seed 1 30.80 (9.48 / 2.75; preset 32.56).
+# What they say: what lowers the colour left (a weaker A cycle, a stronger GAN term, a wider or
+# slower D) raises the luma error as much, and a D that sees per-image offsets (layer norm, no norm)
+# leaves more colour, not less; instance norm seems to help D by making a faint chroma feature as
+# loud as any other. Left to try: a D that is told the chroma apart from the luma.
 _CYCLEGAN_STYLE = {"cartoon": dict(lambda_gan=2.0, ema_kimg=1.0),
                    "gray": dict(lambda_gan=10.0, lr_d=1e-3, pool_size=0, discriminator={**_SMALL_D, "width": 32}),
                    "colorize": dict(lambda_gan=10.0)}
