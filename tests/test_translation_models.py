@@ -195,3 +195,41 @@ def test_unet_pixel_skip_gives_a_full_resolution_colour_matrix(name):
     clone = build("generator", G.config)
     clone.load_state_dict(G.state_dict())
     assert clone.config["pixel_skip"] and torch.equal(G(x), clone.eval()(x))
+
+
+@pytest.mark.parametrize("name", ["unet", "unet-256"])
+def test_unet_pixel_hidden_makes_the_pixel_skip_a_per_pixel_mlp(name):
+    torch.manual_seed(0)
+    G = small_g(name, residual=True, norm="none", dropout=False, pixel_skip=True, pixel_hidden=3).eval()
+    plain = small_g(name, residual=True, norm="none", dropout=False).eval()
+    plain.load_state_dict({k: v for k, v in G.state_dict().items() if not k.startswith("pixel_skip.")})
+    x = torch.rand(2, 3, 16, 16) * 2 - 1
+    assert torch.equal(G(x), plain(x))  # zero-initialised output layer: starts where the U-Net without it does
+    # with the body zeroed and both 1x1 convs the identity, G(x) = x + relu(x) per pixel: a nonlinear
+    # per-pixel map (a plain pixel_skip can only add a linear one)
+    last = [m for m in G.model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))][-1]
+    torch.nn.init.zeros_(last.weight), torch.nn.init.zeros_(last.bias)
+    with torch.no_grad():
+        G.pixel_skip[1].weight.copy_(torch.eye(3)[..., None, None]), G.pixel_skip[1].bias.zero_()
+        G.pixel_skip[3].weight.copy_(torch.eye(3)[..., None, None])
+    assert torch.allclose(G(x), x + x.clamp(min=0), atol=1e-6)
+    clone = build("generator", G.config)
+    clone.load_state_dict(G.state_dict())
+    assert clone.config["pixel_hidden"] == 3 and torch.equal(G(x), clone.eval()(x))
+    with pytest.raises(ValueError, match="pixel_skip"):
+        small_g(name, residual=True, pixel_hidden=3)
+
+
+def test_unet_pixel_kernel_gives_the_pixel_path_a_full_resolution_neighbourhood():
+    torch.manual_seed(0)
+    G = small_g("unet", residual=True, norm="none", dropout=False, pixel_skip=True, pixel_hidden=8, pixel_kernel=3).eval()
+    last = [m for m in G.model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d))][-1]
+    torch.nn.init.zeros_(last.weight), torch.nn.init.zeros_(last.bias)  # only x + the pixel path is left
+    torch.nn.init.normal_(G.pixel_skip[-1].weight)
+    x = torch.rand(1, 3, 16, 16) * 2 - 1
+    y = x.clone()
+    y[..., 5, 6] += 0.5  # one pixel changed: only it and its 8 neighbours change in G's output
+    moved = (G(y) - G(x)).abs().sum(1)[0] > 1e-6
+    assert moved[4:7, 5:8].all() and moved.sum() == 9
+    with pytest.raises(ValueError, match="pixel_kernel"):
+        small_g("unet", pixel_skip=True, pixel_kernel=3)  # a 3x3 first conv needs the hidden layer

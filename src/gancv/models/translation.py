@@ -148,7 +148,8 @@ class _UNetBlock(nn.Module):
 class UNetGenerator(ImageToImage):
     def __init__(self, in_channels: int = 3, out_channels: int = 3, num_downs: int = 8, width: int = 64,
                  norm: str = "batch", dropout: bool = True, init: str = "normal", residual: bool = False,
-                 upsample: str = "transpose", pixel_skip: bool = False):
+                 upsample: str = "transpose", pixel_skip: bool = False, pixel_hidden: int = 0,
+                 pixel_kernel: int = 1):
         super().__init__()
         if num_downs < 2:
             raise ValueError(f"num_downs must be >= 2, got {num_downs}")
@@ -171,9 +172,20 @@ class UNetGenerator(ImageToImage):
         # why: the U-Net's only path to the output runs through its stride-2 first layer, so a per-pixel
         # map of the input (a colour matrix) must be rebuilt at half resolution; a 1x1 conv of the
         # input added to the output gives it directly. Zero-initialised: G starts where it did without.
-        self.pixel_skip = nn.Conv2d(in_channels, out_channels, 1, bias=False) if pixel_skip else None
-        if self.pixel_skip is not None:
-            nn.init.zeros_(self.pixel_skip.weight)
+        # pixel_hidden > 0 makes that path a per-pixel MLP (1x1 conv, ReLU, 1x1 conv): a per-pixel
+        # *nonlinear* map, such as posterising each channel to a few levels, which a linear map cannot be;
+        # pixel_kernel=3 widens its first conv to a full-resolution 3x3 neighbourhood (e.g. edge strength).
+        if pixel_hidden < 0 or (pixel_hidden and not pixel_skip) or pixel_kernel % 2 == 0 or \
+                (pixel_kernel != 1 and not pixel_hidden):
+            raise ValueError(f"pixel_hidden must be >= 0 and needs pixel_skip=True, pixel_kernel odd and needs "
+                             f"pixel_hidden, got {pixel_hidden}, {pixel_kernel}")
+        self.pixel_skip: nn.Module | None = None
+        if pixel_skip:
+            hidden = [nn.ReplicationPad2d(pixel_kernel // 2), nn.Conv2d(in_channels, pixel_hidden, pixel_kernel),
+                      nn.ReLU(True)] if pixel_hidden else []
+            last = nn.Conv2d(pixel_hidden or in_channels, out_channels, 1, bias=False)
+            nn.init.zeros_(last.weight)
+            self.pixel_skip = nn.Sequential(*hidden, last) if hidden else last
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
@@ -187,16 +199,20 @@ class UNetGenerator(ImageToImage):
 class UNet128(UNetGenerator):
     def __init__(self, in_channels: int = 3, out_channels: int = 3, num_downs: int = 7, width: int = 64,
                  norm: str = "batch", dropout: bool = True, init: str = "normal", residual: bool = False,
-                 upsample: str = "transpose", pixel_skip: bool = False):
-        super().__init__(in_channels, out_channels, num_downs, width, norm, dropout, init, residual, upsample, pixel_skip)
+                 upsample: str = "transpose", pixel_skip: bool = False, pixel_hidden: int = 0,
+                 pixel_kernel: int = 1):
+        super().__init__(in_channels, out_channels, num_downs, width, norm, dropout, init, residual, upsample, pixel_skip,
+                         pixel_hidden, pixel_kernel)
 
 
 @register("generator", "unet-256", "U-Net with 8 down-samplings (pix2pix unet_256, the paper's default at 256 px)")
 class UNet256(UNetGenerator):
     def __init__(self, in_channels: int = 3, out_channels: int = 3, num_downs: int = 8, width: int = 64,
                  norm: str = "batch", dropout: bool = True, init: str = "normal", residual: bool = False,
-                 upsample: str = "transpose", pixel_skip: bool = False):
-        super().__init__(in_channels, out_channels, num_downs, width, norm, dropout, init, residual, upsample, pixel_skip)
+                 upsample: str = "transpose", pixel_skip: bool = False, pixel_hidden: int = 0,
+                 pixel_kernel: int = 1):
+        super().__init__(in_channels, out_channels, num_downs, width, norm, dropout, init, residual, upsample, pixel_skip,
+                         pixel_hidden, pixel_kernel)
 
 
 # ---- ResNet generator ----------------------------------------------------------------------------
