@@ -46,6 +46,7 @@ def test_translation_benchmark_quick(capsys):
     # make install puts in the packaged LPIPS backbone, so the benchmark reports LPIPS
     assert result["lpips_available"] and result["lpips_note"] is None
     assert 0 <= row["pix2pix"]["lpips"] < 1
+    assert row["goals"]["cyclegan_beats_identity_lpips"] == (row["cyclegan"]["lpips"] < row["identity"]["lpips"])
     speed = result["translate_speed"]
     assert speed["cli_seconds"] > 0 and speed["translate_seconds"]["fp32"] > 0 and speed["translate_seconds"]["bf16"] > 0
     assert speed["cli_vs_api_mean_abs_diff"] < 2  # the CLI runs the same network in the same precision

@@ -133,6 +133,9 @@ def translation(quick: bool = False, device: str = "auto", log: Callable[[str], 
                 "cyclegan_within_3dB_of_pix2pix": cyc >= p2p - 3.0,
                 "unpaired_cost_db": round(p2p - cyc, 2),
             }
+            if row["identity"]["lpips"] is not None:  # lower is closer; None without a backbone file
+                for name in ("pix2pix", "cyclegan"):
+                    row["goals"][f"{name}_beats_identity_lpips"] = row[name]["lpips"] < row["identity"]["lpips"]
             results[style] = row
             log(json.dumps({style: {k: v.get("psnr") if isinstance(v, dict) and "psnr" in v else v for k, v in row.items()}}))
         quality_seconds, quality_cpu = time.perf_counter() - t0, time.process_time() - c0
