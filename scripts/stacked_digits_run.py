@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-import yaml
+from omegaconf import OmegaConf
 from safetensors.torch import save_file
 
 import gancv.training.loop as loop
@@ -36,14 +36,8 @@ class MultiEMA(EMA):
 
 loop.EMA = MultiEMA  # the loop builds its EMA through this name
 
-seed, out, overrides = int(sys.argv[1]), Path(sys.argv[2]), {}
-for pair in sys.argv[3:]:
-    key, value = pair.split("=", 1)
-    *parents, leaf = key.split(".")
-    node = overrides
-    for p in parents:
-        node = node.setdefault(p, {})
-    node[leaf] = yaml.safe_load(value)
+seed, out = int(sys.argv[1]), Path(sys.argv[2])
+overrides = OmegaConf.to_container(OmegaConf.from_dotlist(sys.argv[3:]))  # dotted key=value -> nested dict
 cfg = make_config("dcgan-stacked-digits", {**overrides, "seed": seed, "device": "cpu", "progress": False})
 cfg.checkpoint_every = cfg.sample_every = cfg.steps
 t0, c0 = time.perf_counter(), time.process_time()

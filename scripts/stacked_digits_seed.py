@@ -9,19 +9,13 @@ Prints one JSON line: modes, reverse KL, per-channel digit KL, unsure share, tra
 import json
 import sys
 
-import yaml
+from omegaconf import OmegaConf
 
 from gancv.bench.modes import STACKED_SAMPLES, _train_and_sample, channel_balance, classify_stacked
 from gancv.metrics.modes import score_stacked
 
-seed, overrides = int(sys.argv[1]), {}
-for pair in sys.argv[2:]:
-    key, value = pair.split("=", 1)
-    *parents, leaf = key.split(".")
-    node = overrides
-    for p in parents:
-        node = node.setdefault(p, {})
-    node[leaf] = yaml.safe_load(value)
+seed = int(sys.argv[1])
+overrides = OmegaConf.to_container(OmegaConf.from_dotlist(sys.argv[2:]))  # dotted key=value -> nested dict
 images, seconds, _ = _train_and_sample("dcgan-stacked-digits", overrides, STACKED_SAMPLES, seed, "cpu")
 classes, conf = classify_stacked(images)
 balance = channel_balance(classes, conf)

@@ -79,6 +79,18 @@ def toy_methods(quick: bool) -> dict[str, dict[str, Any]]:
                                               **steps}}
 
 
+def _drs_scored(model: Any, n: int, seed: int, score: Callable[[torch.Tensor], dict[str, Any]]) -> dict[str, Any]:
+    """``score`` of n samples drawn as ``gancv sample`` draws them (through DRS when the model was
+    trained with it), and then the same model's plain samples, same seed, beside them (``without_drs``)."""
+    if not model.has_drs:
+        return score(model.sample(n, seed=10_000 + seed))
+    c0 = time.process_time()
+    samples, stats = model.rejection_sample(n, None, seed=10_000 + seed)  # what model.sample(n, seed) returns
+    return {**score(samples), "drs_acceptance": stats["acceptance"],
+            "drs_sample_cpu_seconds": round(time.process_time() - c0, 2),
+            "without_drs": score(model.sample(n, seed=10_000 + seed, drs=False))}
+
+
 def _toy_scores(model: Any, n: int, seed: int, centres: torch.Tensor, std: float) -> dict[str, Any]:
     """Score n samples drawn the way ``gancv sample`` draws them: a model trained with drs.enabled
     (gan-toy2d-grid) samples through discriminator rejection sampling. The same model's plain
@@ -90,13 +102,7 @@ def _toy_scores(model: Any, n: int, seed: int, centres: torch.Tensor, std: float
         s.pop("counts")
         return s
 
-    if not model.has_drs:
-        return score(model.sample(n, seed=10_000 + seed))
-    c0 = time.process_time()
-    points, stats = model.rejection_sample(n, None, seed=10_000 + seed)  # what model.sample(n, seed) returns
-    return {**score(points), "drs_acceptance": stats["acceptance"],
-            "drs_sample_cpu_seconds": round(time.process_time() - c0, 2),
-            "without_drs": score(model.sample(n, seed=10_000 + seed, drs=False))}
+    return _drs_scored(model, n, seed, score)
 
 
 @BENCHMARKS.register("mode-coverage", description="toy2d ring/grid, PacGAN protocol: modes, % high quality, reverse KL; tuned preset vs plain GAN")
@@ -193,13 +199,7 @@ def _stacked_scores(model: Any, n: int, seed: int) -> dict[str, Any]:
         return {**score_stacked(classes).as_dict(), "mean_confidence": round(float(conf.mean()), 4),
                 **channel_balance(classes, conf)}
 
-    if not model.has_drs:
-        return score(model.sample(n, seed=10_000 + seed))
-    c0 = time.process_time()
-    images, stats = model.rejection_sample(n, None, seed=10_000 + seed)  # what model.sample(n, seed) returns
-    return {**score(images), "drs_acceptance": stats["acceptance"],
-            "drs_sample_cpu_seconds": round(time.process_time() - c0, 2),
-            "without_drs": score(model.sample(n, seed=10_000 + seed, drs=False))}
+    return _drs_scored(model, n, seed, score)
 
 
 @BENCHMARKS.register("stacked-digits", description="1,000-mode stacked digits: modes covered and reverse KL over 25,600 samples; tuned preset vs plain DCGAN")
