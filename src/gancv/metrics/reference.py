@@ -189,8 +189,8 @@ def lpips_network(net: str = "alex") -> torch.nn.Module:
 def lpips(pred: torch.Tensor, target: torch.Tensor, net: str = "alex", batch_size: int = 64) -> float | None:
     """Mean LPIPS distance (lower is closer), or None when no backbone file is on this machine.
     Images under 64 px are compared bilinearly enlarged to 64 px."""
-    ok, _ = lpips_status(net)
-    if not ok:
+    source = lpips_source(net)  # looked up once: the status check and the model use the same file
+    if source is None:
         return None
     p, t = _pair(pred, target)
     if p.shape[1] == 1:
@@ -201,7 +201,7 @@ def lpips(pred: torch.Tensor, target: torch.Tensor, net: str = "alex", batch_siz
         scale = LPIPS_MIN_SIZE / min(p.shape[-2:])
         p, t = (torch.nn.functional.interpolate(v, scale_factor=scale, mode="bilinear", align_corners=False)
                 .clamp(0, 1) for v in (p, t))
-    model = _lpips_model(net, str(lpips_source(net)))
+    model = _lpips_model(net, str(source))
     total = 0.0
     for i in range(0, len(p), batch_size):  # batches bound the backbone's activation memory
         total += float(model(p[i : i + batch_size], t[i : i + batch_size], normalize=True).sum())

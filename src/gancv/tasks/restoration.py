@@ -22,10 +22,10 @@ from ..data import DataBundle
 from ..data.degrade import MASK_KINDS, degrade, random_masks
 from ..errors import GancvError
 from ..losses import LOSSES, adversarial_pair
+from ..metrics.reference import LPIPS_PACKAGE
 from ..models import build
 from ..models.base import eval_mode
 from ..models.base import REGISTRIES
-from ..metrics.reference import LPIPS_PACKAGE
 from ..models.perceptual import VGG19_FILE, VGGFeatures, find_vgg_weights, hub_candidates, perceptual_loss
 from ..models.restoration import INPAINT, SR, composite
 from ..training.checkpoint import export_model
