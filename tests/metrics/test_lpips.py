@@ -5,6 +5,7 @@ import pytest
 import torch
 
 import gancv.metrics.reference as reference
+import gancv.weights as weight_files
 from gancv.errors import GancvError
 from gancv.metrics.reference import lpips, lpips_source, lpips_status
 
@@ -23,11 +24,11 @@ def empty_torch_home(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("net", ["alex", "vgg"])
 def test_packaged_weights_are_the_published_lpips(net, empty_torch_home):
-    path = reference.packaged_weights_path(net)
-    assert path is not None, f"make install puts in {reference.LPIPS_PACKAGE}"
+    path = weight_files.packaged_weights_path(net)
+    assert path is not None, f"make install puts in {weight_files.LPIPS_PACKAGE}"
     assert lpips_source(net) == path and lpips_status(net)[0]
     with open(path, "rb") as f:
-        tree = reference._ArraysOnly(f).load()
+        tree = weight_files.ArraysOnly(f).load()
     # the package's LPIPS linear heads equal the ones torchmetrics ships, bit for bit: same LPIPS release
     from pathlib import Path
 
@@ -75,7 +76,7 @@ def test_packaged_loader_never_runs_pickled_code(empty_torch_home, tmp_path, mon
     evil = tmp_path / "alexnet.ckpt"
     evil.write_bytes(pickle.dumps({"AlexNet_0": _Payload()}))
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(reference, "packaged_weights_path", lambda net="alex": evil)
+    monkeypatch.setattr(weight_files, "packaged_weights_path", lambda net="alex": evil)
     x = torch.zeros(1, 3, 32, 32, dtype=torch.uint8)
     with pytest.raises(GancvError, match="refusing posix.system|refusing os.system"):
         lpips(x, x)

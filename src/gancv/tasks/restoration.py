@@ -22,7 +22,6 @@ from ..data import DataBundle
 from ..data.degrade import MASK_KINDS, degrade, random_masks
 from ..errors import GancvError
 from ..losses import LOSSES, adversarial_pair
-from ..metrics.reference import LPIPS_PACKAGE
 from ..models import build
 from ..models.base import eval_mode
 from ..models.base import REGISTRIES
@@ -31,6 +30,7 @@ from ..models.restoration import INPAINT, SR, composite
 from ..training.checkpoint import export_model
 from ..training.loop import OptimizerSpec, Phase, linear_decay
 from ..training.stream import Batch
+from ..weights import LPIPS_PACKAGE
 from . import TASKS
 from .restoring import InpaintingModel, SuperResolutionModel
 
