@@ -162,3 +162,23 @@ def test_mlp_scale_maps_points_to_and_from_unit_spread():
         build("generator", {"name": "mlp", "shape": [1, 8, 8], "scale": 2.0})
     with pytest.raises(GancvError, match="scale"):
         build("discriminator", {"name": "mlp", "shape": [2], "scale": 0.0})
+
+
+def test_registered_variants_are_their_base_with_other_defaults():
+    from gancv.models.base import register_variant
+    from gancv.models.translation import NLayerDiscriminator, UNetGenerator
+
+    unet128 = build("generator", {"name": "unet-128", "width": 4, "norm": "instance"})
+    assert isinstance(unet128, UNetGenerator) and unet128.multiple == 2**7
+    # the recorded config lists every keyword of the base, with the variant's default
+    full = build("generator", {"name": "unet", "width": 4, "norm": "instance", "num_downs": 7}).config
+    assert unet128.config == {**full, "name": "unet-128"}
+    assert build("generator", {"name": "unet-128", "num_downs": 3, "width": 4}).multiple == 8  # still overridable
+    torch.manual_seed(0)
+    a = build("discriminator", {"name": "patchgan", "width": 4})
+    torch.manual_seed(0)
+    b = build("discriminator", {"name": "nlayer", "width": 4, "n_layers": 3})
+    x = torch.randn(1, 3, 32, 32)
+    assert torch.equal(a(x), b(x)) and a.config["n_layers"] == 3
+    with pytest.raises(TypeError, match="no parameter"):
+        register_variant(NLayerDiscriminator, "discriminator", "never-registered", "", depth=3)

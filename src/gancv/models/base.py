@@ -75,6 +75,28 @@ def register(kind: str, name: str, description: str = ""):
     return add
 
 
+def register_variant(base: type[ConfigModule], kind: str, name: str, description: str, **defaults: Any) -> type[ConfigModule]:
+    """Register ``name`` as ``base`` with other defaults (pix2pix's ``unet_128`` is its U-Net with 7
+    down-samplings). The variant's signature is base's with those defaults, so the config it records
+    still lists every keyword, and an option added to base reaches every variant without a copy."""
+    signature = inspect.signature(base.__init__)
+    unknown = set(defaults) - set(signature.parameters)
+    if unknown:
+        raise TypeError(f"{base.__name__} has no parameter(s) {sorted(unknown)}")
+    signature = signature.replace(parameters=[p.replace(default=defaults.get(p.name, p.default))
+                                              for p in signature.parameters.values()])
+
+    def __init__(self: ConfigModule, *args: Any, **kwargs: Any) -> None:
+        bound = signature.bind(self, *args, **kwargs)
+        bound.apply_defaults()
+        base.__init__(*bound.args, **bound.kwargs)
+
+    __init__.__signature__ = signature  # type: ignore[attr-defined]  # what ConfigModule records from
+    cls = type(base.__name__ + "_" + name.replace("-", "_"), (base,),
+               {"__init__": __init__, "__doc__": f"{base.__name__} with {defaults}", "__module__": base.__module__})
+    return register(kind, name, description)(cls)
+
+
 def build(kind: str, config: dict[str, Any]) -> ConfigModule:
     """Rebuild a network from its recorded config (``{"name": ..., **kwargs}``)."""
     if kind not in REGISTRIES:

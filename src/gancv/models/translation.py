@@ -24,7 +24,7 @@ from torch import nn
 
 from ..errors import GancvError
 from ..nn import spectral_norm_all
-from .base import ConfigModule, check_shape, register
+from .base import ConfigModule, check_shape, register, register_variant
 
 NORMS = ("batch", "instance", "layer", "none")
 INITS = ("normal", "xavier", "kaiming", "orthogonal")
@@ -195,24 +195,10 @@ class UNetGenerator(ImageToImage):
         return x + out if self.residual else out
 
 
-@register("generator", "unet-128", "U-Net with 7 down-samplings (pix2pix unet_128, for 128 px training)")
-class UNet128(UNetGenerator):
-    def __init__(self, in_channels: int = 3, out_channels: int = 3, num_downs: int = 7, width: int = 64,
-                 norm: str = "batch", dropout: bool = True, init: str = "normal", residual: bool = False,
-                 upsample: str = "transpose", pixel_skip: bool = False, pixel_hidden: int = 0,
-                 pixel_kernel: int = 1):
-        super().__init__(in_channels, out_channels, num_downs, width, norm, dropout, init, residual, upsample, pixel_skip,
-                         pixel_hidden, pixel_kernel)
-
-
-@register("generator", "unet-256", "U-Net with 8 down-samplings (pix2pix unet_256, the paper's default at 256 px)")
-class UNet256(UNetGenerator):
-    def __init__(self, in_channels: int = 3, out_channels: int = 3, num_downs: int = 8, width: int = 64,
-                 norm: str = "batch", dropout: bool = True, init: str = "normal", residual: bool = False,
-                 upsample: str = "transpose", pixel_skip: bool = False, pixel_hidden: int = 0,
-                 pixel_kernel: int = 1):
-        super().__init__(in_channels, out_channels, num_downs, width, norm, dropout, init, residual, upsample, pixel_skip,
-                         pixel_hidden, pixel_kernel)
+register_variant(UNetGenerator, "generator", "unet-128", "U-Net with 7 down-samplings (pix2pix unet_128, for 128 px training)",
+                 num_downs=7)
+register_variant(UNetGenerator, "generator", "unet-256",
+                 "U-Net with 8 down-samplings (pix2pix unet_256, the paper's default at 256 px)", num_downs=8)
 
 
 # ---- ResNet generator ----------------------------------------------------------------------------
@@ -263,22 +249,10 @@ class ResnetGenerator(ImageToImage):
         return x + out if self.residual else out
 
 
-@register("generator", "resnet-6blocks", "ResNet generator with 6 blocks (CycleGAN at 128 px)")
-class Resnet6(ResnetGenerator):
-    def __init__(self, in_channels: int = 3, out_channels: int = 3, n_blocks: int = 6, width: int = 64,
-                 norm: str = "instance", dropout: bool = False, init: str = "normal", n_downsampling: int = 2,
-                 residual: bool = False, upsample: str = "transpose"):
-        super().__init__(in_channels, out_channels, n_blocks, width, norm, dropout, init, n_downsampling, residual,
-                         upsample)
-
-
-@register("generator", "resnet-9blocks", "ResNet generator with 9 blocks (CycleGAN at 256 px, the paper's default)")
-class Resnet9(ResnetGenerator):
-    def __init__(self, in_channels: int = 3, out_channels: int = 3, n_blocks: int = 9, width: int = 64,
-                 norm: str = "instance", dropout: bool = False, init: str = "normal", n_downsampling: int = 2,
-                 residual: bool = False, upsample: str = "transpose"):
-        super().__init__(in_channels, out_channels, n_blocks, width, norm, dropout, init, n_downsampling, residual,
-                         upsample)
+register_variant(ResnetGenerator, "generator", "resnet-6blocks", "ResNet generator with 6 blocks (CycleGAN at 128 px)",
+                 n_blocks=6)
+register_variant(ResnetGenerator, "generator", "resnet-9blocks",
+                 "ResNet generator with 9 blocks (CycleGAN at 256 px, the paper's default)", n_blocks=9)
 
 
 # ---- discriminators ------------------------------------------------------------------------------
@@ -332,11 +306,8 @@ class NLayerDiscriminator(PatchDiscriminator):
         return rf
 
 
-@register("discriminator", "patchgan", "70x70 PatchGAN (pix2pix / CycleGAN default): the 3-layer n-layer discriminator")
-class PatchGAN70(NLayerDiscriminator):
-    def __init__(self, in_channels: int = 3, n_layers: int = 3, width: int = 64, norm: str = "batch",
-                 init: str = "normal", spectral_norm: bool = False):
-        super().__init__(in_channels, n_layers, width, norm, init, spectral_norm)
+register_variant(NLayerDiscriminator, "discriminator", "patchgan",
+                 "70x70 PatchGAN (pix2pix / CycleGAN default): the 3-layer n-layer discriminator", n_layers=3)
 
 
 @register("discriminator", "pixel", "1x1 PixelGAN: judges each pixel's colour alone (pix2pix ablation)")
