@@ -71,6 +71,20 @@ def _method_summary(runs: list[dict], keys: tuple[str, ...]) -> dict:
 TOY_PRESETS = {"ring": "gan-toy2d-ring", "grid": "gan-toy2d-grid"}
 
 
+def _method_entry(settings: dict, runs: list[dict], keys: tuple[str, ...]) -> dict:
+    """One method's JSON entry: its settings, per-seed runs and mean/sd of ``keys``; with DRS also the
+    acceptance and the same models' plain-sampling scores."""
+    drs = "without_drs" in runs[0]
+    entry = {"settings": _settings(settings), "runs": runs,
+             "sampling": "discriminator rejection sampling (Azadi et al. 2019) with the run's calibrated D" if drs else "plain",
+             **_method_summary(runs, (*keys, "train_seconds", "train_cpu_seconds"))}
+    if drs:
+        entry.update(_method_summary(runs, ("drs_acceptance", "drs_sample_cpu_seconds")))
+        entry["without_drs"] = {"sampling": "plain, the same trained model and seed",
+                                **_method_summary([r["without_drs"] for r in runs], keys)}
+    return entry
+
+
 def toy_methods(quick: bool) -> dict[str, dict[str, Any]]:
     steps = {"steps": 50} if quick else {}
     # The baseline's G is the preset's MLP (widths, activation) without the discrete latent codes,
@@ -130,16 +144,7 @@ def mode_coverage(quick: bool = False, device: str = "auto", log: Log | None = N
                     + (f" with DRS (acceptance {score['drs_acceptance']:.0%}; without: {plain['covered']} modes, "
                        f"{plain['high_quality']:.1%}, KL {plain['reverse_kl']})" if plain else "")
                     + f", {seconds['train_seconds']:.0f} s wall / {seconds['train_cpu_seconds']:.0f} s CPU")
-            keys = ("covered", "high_quality", "reverse_kl")
-            drs = "without_drs" in runs[0]
-            entry[method] = {"settings": _settings(settings), "runs": runs,
-                             "sampling": ("discriminator rejection sampling (Azadi et al. 2019) with the run's "
-                                          "calibrated D" if drs else "plain"),
-                             **_method_summary(runs, (*keys, "train_seconds", "train_cpu_seconds"))}
-            if drs:
-                entry[method].update(_method_summary(runs, ("drs_acceptance", "drs_sample_cpu_seconds")))
-                entry[method]["without_drs"] = {"sampling": "plain, the same trained model and seed",
-                                                **_method_summary([r["without_drs"] for r in runs], keys)}
+            entry[method] = _method_entry(settings, runs, ("covered", "high_quality", "reverse_kl"))
         result[mixture] = entry
     return result
 
@@ -240,14 +245,5 @@ def stacked_digits(quick: bool = False, device: str = "auto", log: Log | None = 
                 + (f" with DRS (acceptance {score['drs_acceptance']:.0%}; without: {plain['covered']} modes, "
                    f"KL {plain['reverse_kl']}, {plain['unsure_share']:.1%} unsure)" if plain else "")
                 + f", {seconds['train_seconds']:.0f} s wall / {seconds['train_cpu_seconds']:.0f} s CPU")
-        keys = ("covered", "reverse_kl")
-        drs = "without_drs" in runs[0]
-        result[method] = {"settings": _settings(settings), "runs": runs,
-                          "sampling": ("discriminator rejection sampling (Azadi et al. 2019) with the run's "
-                                       "calibrated D" if drs else "plain"),
-                          **_method_summary(runs, (*keys, "train_seconds", "train_cpu_seconds"))}
-        if drs:
-            result[method].update(_method_summary(runs, ("drs_acceptance", "drs_sample_cpu_seconds")))
-            result[method]["without_drs"] = {"sampling": "plain, the same trained model and seed",
-                                             **_method_summary([r["without_drs"] for r in runs], keys)}
+        result[method] = _method_entry(settings, runs, ("covered", "reverse_kl"))
     return result
