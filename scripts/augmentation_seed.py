@@ -31,6 +31,8 @@ _train, _trained = classifier.train_classifier, {}
 def _digest(value) -> str:
     if isinstance(value, torch.Tensor):
         return hashlib.sha1(value.contiguous().numpy().tobytes()).hexdigest() + str(value.dtype)
+    if isinstance(value, torch.nn.Module):  # init=...: its weights, not its repr
+        return _digest(torch.cat([p.flatten() for p in value.state_dict().values()]))
     return repr(value)
 
 

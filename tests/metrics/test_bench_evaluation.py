@@ -114,3 +114,42 @@ def test_filter_keeps_agreeing_samples_first_or_least_confident():
     assert evaluation._keep_synthetic(setup, labels, None).tolist() == [0, 1, 4, 5]
     with pytest.raises(ValueError, match="keep="):
         evaluation._keep_synthetic(dataclasses.replace(setup, keep="hardest"), labels, prob)
+
+
+def test_init_fine_tunes_on_the_batches_of_a_run_from_scratch():
+    from gancv.metrics.classifier import Classifier, TrainRecipe, train_classifier
+
+    x, y = _tiny_digits()
+    recipe = TrainRecipe(steps=5, seed=3)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(3)
+        fresh = Classifier(channels=1, size=16, num_classes=10)  # the weights a run from scratch starts from
+    plain = train_classifier(x, y, 10, recipe)
+    assert torch.equal(_params(plain), _params(train_classifier(x, y, 10, recipe, init=fresh)))
+    start = _params(plain).clone()
+    tuned = train_classifier(x, (y + 1) % 10, 10, recipe, init=plain)
+    assert torch.equal(_params(plain), start)  # init is copied, not trained in place
+    assert not torch.allclose(_params(tuned), _params(train_classifier(x, (y + 1) % 10, 10, recipe)), atol=1e-4)
+
+
+def test_synthetic_pretrain_fine_tunes_the_cas_classifier_on_real_only(monkeypatch):
+    import gancv.metrics.classifier as classifier
+
+    calls, real_train = [], classifier.train_classifier
+
+    def recording(images, labels, *args, **kwargs):
+        model = real_train(images, labels, *args, **kwargs)
+        calls.append((len(images), kwargs.get("init"), model))
+        return model
+
+    monkeypatch.setattr(classifier, "train_classifier", recording)
+    x, y = _tiny_digits(60)
+    sets = {"real_x": x[:20], "real_y": y[:20], "synth_x": x[20:], "synth_y": y[20:], "test_x": x, "test_y": y,
+            "gan_seconds": 0.0}
+    setup = dataclasses.replace(evaluation.AUGMENT, classifier_steps=3, per_class=4, filter=False)
+    evaluation.augmentation_scores(setup, 0, sets)
+    assert [(n, init) for n, init, _ in calls] == [(20, None), (40, None), (60, None)]  # real, CAS, mixed
+    calls.clear()
+    evaluation.augmentation_scores(dataclasses.replace(setup, synthetic_pretrain=True), 0, sets)
+    (real_n, _, _), (cas_n, _, cas), (tuned_n, init, _) = calls
+    assert (real_n, cas_n, tuned_n) == (20, 40, 20) and init is cas

@@ -93,14 +93,17 @@ class TrainRecipe:
 def train_classifier(images: torch.Tensor, labels: torch.Tensor, num_classes: int, recipe: TrainRecipe | None = None,
                      size: int | None = None, channels: int | None = None,
                      weights: torch.Tensor | None = None, loss_weights: torch.Tensor | None = None,
-                     smoothing: torch.Tensor | None = None, mixup: float = 0.0) -> Classifier:
+                     smoothing: torch.Tensor | None = None, mixup: float = 0.0,
+                     init: Classifier | None = None) -> Classifier:
     """Train the standard classifier on uint8 images and int labels (CPU, seeded).
 
     ``weights``: per-image sampling weights (e.g. to draw real and synthetic images equally
     often however many of each there are); uniform when None. ``loss_weights`` (per image, the
     batch loss is their weighted mean), ``smoothing`` (per-image label smoothing) and ``mixup``
     (Beta(a, a) mixup of images and targets within each batch) let augmentation data count
-    differently from real data; all off by default, which keeps the plain cross-entropy step."""
+    differently from real data; all off by default, which keeps the plain cross-entropy step.
+    ``init``: start from a copy of this classifier's weights (fine-tuning; ``init`` is unchanged)
+    with a fresh optimizer and schedule; the batches drawn are those of a run from scratch."""
     recipe = recipe or TrainRecipe()
     if recipe.steps <= 0:
         recipe = TrainRecipe(DEFAULT_STEPS, recipe.batch_size, recipe.lr, recipe.seed)
@@ -119,6 +122,8 @@ def train_classifier(images: torch.Tensor, labels: torch.Tensor, num_classes: in
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(recipe.seed)  # init and dropout from a private, seeded stream
         model = Classifier(channels=channels, size=size, num_classes=num_classes)
+        if init is not None:
+            model.load_state_dict(init.state_dict())
         x = prepare(images, channels, size)
         y = labels.long()
         opt = torch.optim.Adam(model.parameters(), lr=recipe.lr)
