@@ -110,7 +110,11 @@ class AugmentSetup:
     # (99.6 % of its samples pass the filter, CAS 93.9 % on seed 1); with it the samples spread
     # (95 % pass) and a classifier trained on them alone reaches 94.6 / 95.6 % (seeds 0 / 1).
     # Not measured (CPU): the SNGAN pair (conditional-BN ResNet G, projection D) took 36.6 CPU-s for 20
-    # steps at width 32 (the DCGAN pair: 1.4), ~1 CPU-hour for 2,000; DiffAugment + mode seeking, longer.
+    # steps at width 32 (the DCGAN pair: 1.4), ~1 CPU-hour for 2,000. DiffAugment (translation,cutout)
+    # with mode seeking for 4,000 steps (ninth session, k = 10, seeds 0 / 1 / 2): gain -0.59 / -0.18 /
+    # +0.18 (-0.20; this recipe: -0.53 / +0.35 / -0.06), CAS 93.6 / 93.3 / 94.6 % (94.9 / 95.5 / 94.5),
+    # filter agreement 91 / 87 / 92 % (96 / 95 / 97); with synthetic_pretrain -0.29 / -0.24 / -1.06
+    # (-0.53). cGAN 99-124 CPU-s per seed (62-70 at 2,000 steps).
     gan_extra: tuple[str, ...] = ("mode_seeking=1",)  # further `gancv train` overrides of the cGAN recipe
     per_class: int = 100       # synthetic images per class the classifier gets
     oversample: int = 3        # draw this many times per_class, keep per_class after filtering
