@@ -157,6 +157,10 @@ class AugmentSetup:
     # +2.94, +1.75, +0.51, +1.36 (mean +1.64, 95 % t CI +0.03 to +3.25; real only 84.6-89.9 %);
     # k = 5: -0.86, +0.17, +0.11 (-0.19); k = 10: -0.53, +0.35, -0.06 (-0.08).
     # CPU per seed (process time, 1 thread, cGAN + 3 classifiers): k = 3 105-123 s, k = 10 137-155 s.
+    # `gancv benchmark augmentation --json`, ninth session (seeds 0-4, both k; load average ~4): k = 10
+    # gain -0.53 / +0.35 / -0.06 / -0.41 / -1.18 (-0.365, CI -1.07 to +0.34; real only 96.64 %, CAS
+    # 95.03 %); k = 3 +2.94 / +1.75 / +0.51 / +1.36 / +2.15 (+1.74, CI +0.62 to +2.87; real only 86.76 %,
+    # CAS 88.11 %). 40.4 min wall, 18.3 min CPU.
     more_k: tuple[int, ...] = (3,)
 
 
