@@ -151,7 +151,10 @@ class AugmentSetup:
     # Synthetic pretraining: the real+synthetic classifier is the synthetic-only (CAS) one fine-tuned
     # on the real images alone for classifier_steps steps, the real-only arm's whole budget and its
     # very batches (same seed); the share / weight / smoothing / mixup levers above then do not apply.
-    synthetic_pretrain: bool = False  # k = 10, seeds 0 / 1 / 2: -0.12 / -0.18 / +0.29 (0.00; CAS 94.9-95.5 %)
+    # Gain in points, seeds 0 / 1 / 2 (ninth session): k = 10 -0.12 / -0.18 / +0.29 (0.00; mixed
+    # batches -0.53 / +0.35 / -0.06), k = 3 +2.72 / +1.75 / +0.96 (+1.81; mixed +2.94 / +1.75 / +0.51,
+    # +1.74): no better than the mixed batches.
+    synthetic_pretrain: bool = False
     # Smaller k, the same protocol and seeds, reported under "more_k"; k (above) stays the headline.
     # Where the GAN pays (scripts/augmentation_seed.py, gain in points per seed 0, 1, 2, 3): k = 3:
     # +2.94, +1.75, +0.51, +1.36 (mean +1.64, 95 % t CI +0.03 to +3.25; real only 84.6-89.9 %);
