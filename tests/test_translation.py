@@ -283,3 +283,31 @@ def test_cyclegan_cycle_jitter_offsets_each_translation_before_the_cycle(horse2z
     assert task.cfg.cycle_jitter == 0 and torch.equal(task._jitter(x), x)
     with pytest.raises(GancvError, match="cycle_jitter"):
         make_config(None, ["task=cyclegan", "cycle_jitter=-0.1"])
+
+
+def test_cyclegan_palette_loss_pulls_each_value_to_the_nearest_real_value(horse2zebra):
+    # lambda_palette adds the L1 distance from each translated value to the nearest value the same
+    # channel takes in the real batch of that domain: 0 for values in that palette, 0 = off.
+    from gancv.data import load_data
+    from gancv.tasks.translation import CycleGANTask, _palette_l1
+
+    levels = torch.tensor([-1.0, -0.5, 0.5]).view(1, 1, 1, 3).expand(2, 3, 1, 3)
+    assert float(_palette_l1(levels.flip(-1), levels)) == 0
+    assert float(_palette_l1(torch.full((1, 3, 2, 2), 0.4), levels)) == pytest.approx(0.1)
+    assert float(_palette_l1(torch.full((1, 3, 2, 2), -0.8), levels)) == pytest.approx(0.2)
+
+    cfg = make_config(None, ["task=cyclegan", f"data=unpaired:{horse2zebra}", "loss=lsgan", "pool_size=0", *NETS])
+    bundle = load_data(cfg.data, image_size=cfg.image_size, channels=cfg.channels, max_items=4, seed=0)
+    task = CycleGANTask(cfg, bundle, torch.device("cpu"), torch.Generator().manual_seed(0))
+    a, b = task.fixed_a[:2], task.fixed_b[:2]
+    task._reals = lambda batch: (a, b)
+    off = task.g_step((a,))
+    assert cfg.lambda_palette == 0 and "palette_loss" not in off
+    task.cfg = make_config(None, ["task=cyclegan", "loss=lsgan", "pool_size=0", "lambda_palette=2", *NETS])
+    on = task.g_step((a,))
+    with torch.no_grad():
+        expect = _palette_l1(task.G_ab(a), b) + _palette_l1(task.G_ba(b), a)
+    assert float(on["palette_loss"]) == pytest.approx(float(expect), rel=1e-5)
+    assert on["loss"].item() == pytest.approx(off["loss"].item() + 2 * float(expect), rel=1e-5)
+    with pytest.raises(GancvError, match="lambda_palette"):
+        make_config(None, ["task=cyclegan", "lambda_palette=-1"])
