@@ -289,12 +289,13 @@ def test_cyclegan_palette_loss_pulls_each_value_to_the_nearest_real_value(horse2
     # lambda_palette adds the L1 distance from each translated value to the nearest value the same
     # channel takes in the real batch of that domain: 0 for values in that palette, 0 = off.
     from gancv.data import load_data
-    from gancv.tasks.translation import CycleGANTask, _palette_l1
+    from gancv.losses import palette_l1
+    from gancv.tasks.translation import CycleGANTask
 
     levels = torch.tensor([-1.0, -0.5, 0.5]).view(1, 1, 1, 3).expand(2, 3, 1, 3)
-    assert float(_palette_l1(levels.flip(-1), levels)) == 0
-    assert float(_palette_l1(torch.full((1, 3, 2, 2), 0.4), levels)) == pytest.approx(0.1)
-    assert float(_palette_l1(torch.full((1, 3, 2, 2), -0.8), levels)) == pytest.approx(0.2)
+    assert float(palette_l1(levels.flip(-1), levels)) == 0
+    assert float(palette_l1(torch.full((1, 3, 2, 2), 0.4), levels)) == pytest.approx(0.1)
+    assert float(palette_l1(torch.full((1, 3, 2, 2), -0.8), levels)) == pytest.approx(0.2)
 
     cfg = make_config(None, ["task=cyclegan", f"data=unpaired:{horse2zebra}", "loss=lsgan", "pool_size=0", *NETS])
     bundle = load_data(cfg.data, image_size=cfg.image_size, channels=cfg.channels, max_items=4, seed=0)
@@ -306,7 +307,7 @@ def test_cyclegan_palette_loss_pulls_each_value_to_the_nearest_real_value(horse2
     task.cfg = make_config(None, ["task=cyclegan", "loss=lsgan", "pool_size=0", "lambda_palette=2", *NETS])
     on = task.g_step((a,))
     with torch.no_grad():
-        expect = _palette_l1(task.G_ab(a), b) + _palette_l1(task.G_ba(b), a)
+        expect = palette_l1(task.G_ab(a), b) + palette_l1(task.G_ba(b), a)
     assert float(on["palette_loss"]) == pytest.approx(float(expect), rel=1e-5)
     assert on["loss"].item() == pytest.approx(off["loss"].item() + 2 * float(expect), rel=1e-5)
     with pytest.raises(GancvError, match="lambda_palette"):

@@ -118,6 +118,24 @@ def mode_seeking_loss(fake_a: Tensor, fake_b: Tensor, z_a: Tensor, z_b: Tensor, 
     return 1.0 / (ratio + eps)
 
 
+def palette_l1(fake: Tensor, real: Tensor) -> Tensor:
+    """Mean L1 from each value of ``fake`` (N, C, H, W) to the nearest value the same channel takes in
+    ``real`` (unpaired: any batch of the target domain). About 0 for a domain whose values are
+    continuous (photos); a pull onto the palette of a domain with few values (posterised cartoons).
+    ``unique`` syncs with the host, so it costs a little time whenever it is on (CycleGAN's
+    ``lambda_palette``, off by default)."""
+    if fake.dim() != 4 or real.dim() != 4 or fake.shape[1] != real.shape[1]:
+        raise ValueError(f"palette_l1 needs (N, C, H, W) batches with the same C, "
+                         f"got {tuple(fake.shape)} and {tuple(real.shape)}")
+    dists = []
+    for f, r in zip(fake.transpose(0, 1), real.detach().transpose(0, 1)):
+        values = r.unique()  # sorted
+        hi = torch.searchsorted(values, f.contiguous()).clamp(max=len(values) - 1)
+        lo = (hi - 1).clamp(min=0)
+        dists.append(torch.minimum((f - values[lo]).abs(), (f - values[hi]).abs()))
+    return torch.stack(dists).mean()
+
+
 @dataclass(frozen=True)
 class Regularizer:
     name: str

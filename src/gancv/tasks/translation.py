@@ -20,7 +20,7 @@ from torch import nn
 
 from ..data import DataBundle
 from ..errors import GancvError
-from ..losses import LOSSES
+from ..losses import LOSSES, palette_l1
 from ..models import build
 from ..models.base import eval_mode
 from ..training.checkpoint import export_model
@@ -83,17 +83,6 @@ def _check_multiple(G: nn.Module, bundle: DataBundle, cfg: DictConfig, which: st
 def _random_flip(x: torch.Tensor, rng: torch.Generator) -> torch.Tensor:
     flip = torch.rand(x.shape[0], generator=rng, device=rng.device) < 0.5
     return torch.where(flip[:, None, None, None], x.flip(-1), x)
-
-
-def _palette_l1(fake: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
-    """Mean L1 from each value of ``fake`` (N, C, H, W) to the nearest value of the same channel in ``real``."""
-    dists = []
-    for f, r in zip(fake.transpose(0, 1), real.detach().transpose(0, 1)):
-        values = r.unique()  # sorted
-        hi = torch.searchsorted(values, f.contiguous()).clamp(max=len(values) - 1)
-        lo = (hi - 1).clamp(min=0)
-        dists.append(torch.minimum((f - values[lo]).abs(), (f - values[hi]).abs()))
-    return torch.stack(dists).mean()
 
 
 def _fixed_items(bundle: DataBundle, n: int) -> torch.Tensor:
@@ -281,7 +270,7 @@ class CycleGANTask:
             loss = loss + cfg.lambda_identity * (lam_a * idt_a + lam_b * idt_b)
             out["identity_loss"] = (idt_a + idt_b).detach()
         if cfg.lambda_palette > 0:
-            palette = _palette_l1(fake_b, real_b) + _palette_l1(fake_a, real_a)
+            palette = palette_l1(fake_b, real_b) + palette_l1(fake_a, real_a)
             loss = loss + cfg.lambda_palette * palette
             out["palette_loss"] = palette.detach()
         # why kept on the task: the D phase that follows learns from exactly these fakes (via the pools)
