@@ -182,3 +182,55 @@ def test_registered_variants_are_their_base_with_other_defaults():
     assert torch.equal(a(x), b(x)) and a.config["n_layers"] == 3
     with pytest.raises(TypeError, match="no parameter"):
         register_variant(NLayerDiscriminator, "discriminator", "never-registered", "", depth=3)
+
+
+@pytest.mark.parametrize("shape", [(3, 8, 8), (1, 16, 16)])
+@pytest.mark.parametrize("spectral_norm", [False, True])
+def test_dcgan_extra_layers_shapes_and_backward(shape, spectral_norm):
+    torch.manual_seed(0)
+    G = build("generator", {"name": "dcgan", "shape": list(shape), "z_dim": 8, "width": 8, "extra_layers": 1})
+    D = build("discriminator", {"name": "dcgan", "shape": list(shape), "width": 8, "extra_layers": 1,
+                                "spectral_norm": spectral_norm})
+    plain_G = build("generator", {**G.config, "extra_layers": 0})
+    plain_D = build("discriminator", {**D.config, "extra_layers": 0})
+    # One stride-1 3x3 conv block more on each side; in D it has BatchNorm unless spectral norm is on.
+    convs = lambda net: [m for m in net.modules() if isinstance(m, torch.nn.Conv2d) and m.stride == (1, 1) and m.kernel_size == (3, 3)]
+    assert len(convs(G)) == len(convs(D)) == 1 and not convs(plain_G) and not convs(plain_D)
+    batchnorms = lambda net: sum(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules())
+    assert batchnorms(G) == batchnorms(plain_G) + 1
+    assert batchnorms(D) == batchnorms(plain_D) + (0 if spectral_norm else 1)
+    out = G(torch.randn(4, 8))
+    assert out.shape == (4, *shape) and out.min() >= -1 and out.max() <= 1
+    logits = D(out)
+    assert logits.shape == (4,)
+    logits.sum().backward()
+    assert all(p.grad is not None for net in (G, D) for p in net.parameters())
+
+
+def test_dcgan_extra_layers_save_load_round_trip(tmp_path):
+    from gancv.training.checkpoint import load_weights, save_weights
+
+    torch.manual_seed(0)
+    for kind, x in [("generator", torch.randn(3, 8)), ("discriminator", torch.randn(3, 3, 8, 8))]:
+        extra = {"z_dim": 8} if kind == "generator" else {}
+        net = build(kind, {"name": "dcgan", "shape": [3, 8, 8], "width": 8, "extra_layers": 2, **extra})
+        net(x)  # a training pass moves the BatchNorm statistics
+        net.eval()
+        save_weights(net, tmp_path / f"{kind}.pt")
+        clone = build(kind, net.config).eval()
+        load_weights(clone, tmp_path / f"{kind}.pt")
+        assert clone.config["extra_layers"] == 2
+        assert torch.equal(net(x), clone(x))
+
+
+def test_dcgan_default_has_no_extra_layers():
+    # extra_layers=0 builds today's networks: same parameter and buffer names, so old checkpoints load.
+    G = build("generator", {"name": "dcgan", "shape": [3, 8, 8], "width": 8})
+    D = build("discriminator", {"name": "dcgan", "shape": [3, 16, 16], "width": 8})
+    assert G.config["extra_layers"] == D.config["extra_layers"] == 0
+    assert list(G.state_dict()) == [
+        "net.0.weight", "net.1.weight", "net.1.bias", "net.1.running_mean", "net.1.running_var",
+        "net.1.num_batches_tracked", "net.3.weight", "net.3.bias"]
+    assert list(D.state_dict()) == [
+        "net.0.weight", "net.0.bias", "net.2.weight", "net.3.weight", "net.3.bias", "net.3.running_mean",
+        "net.3.running_var", "net.3.num_batches_tracked", "net.5.weight", "net.5.bias"]

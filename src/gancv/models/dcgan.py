@@ -59,7 +59,8 @@ def _widths(width: int, n: int, cap: int = 1024) -> list[int]:
 
 @register("generator", "dcgan", "DCGAN transposed-conv generator (16-128 px, gray or RGB)")
 class DCGANGenerator(ConfigModule):
-    def __init__(self, shape: Sequence[int] = (1, 32, 32), z_dim: int = 100, width: int = 64, num_classes: int = 0):
+    def __init__(self, shape: Sequence[int] = (1, 32, 32), z_dim: int = 100, width: int = 64, num_classes: int = 0,
+                 extra_layers: int = 0):
         super().__init__()
         c, h, w = shape
         if h != w:
@@ -75,6 +76,9 @@ class DCGANGenerator(ConfigModule):
         ]
         for cin, cout in zip(widths[:-1], widths[1:]):
             layers += [nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(True)]
+        # dcgan.torch's n_extra_layers: depth without another doubling (at 8 px G has one hidden layer).
+        for _ in range(extra_layers):
+            layers += [nn.Conv2d(widths[-1], widths[-1], 3, 1, 1, bias=False), nn.BatchNorm2d(widths[-1]), nn.ReLU(True)]
         layers += [nn.ConvTranspose2d(widths[-1], c, 4, 2, 1), nn.Tanh()]
         self.net = nn.Sequential(*layers)
         self.apply(dcgan_init)
@@ -94,7 +98,7 @@ class DCGANDiscriminator(ConfigModule):
     per_sample = True
 
     def __init__(self, shape: Sequence[int] = (1, 32, 32), width: int = 64, num_classes: int = 0,
-                 spectral_norm: bool = False):
+                 spectral_norm: bool = False, extra_layers: int = 0):
         super().__init__()
         c, h, w = shape
         if h != w:
@@ -105,10 +109,16 @@ class DCGANDiscriminator(ConfigModule):
         # Conditioning by extra constant label planes on the input (the simple cGAN recipe).
         self.embed = nn.Embedding(num_classes, num_classes) if num_classes else None
         layers: list[nn.Module] = [nn.Conv2d(c + num_classes, widths[0], 4, 2, 1), nn.LeakyReLU(0.2, True)]
-        for cin, cout in zip(widths[:-1], widths[1:]):
+
+        def block(cin: int, cout: int, *conv: int) -> list[nn.Module]:
             # SN-DCGAN (Miyato et al.) drops D's BatchNorm: spectral norm is the normaliser there.
             norm: list[nn.Module] = [] if spectral_norm else [nn.BatchNorm2d(cout)]
-            layers += [nn.Conv2d(cin, cout, 4, 2, 1, bias=spectral_norm), *norm, nn.LeakyReLU(0.2, True)]
+            return [nn.Conv2d(cin, cout, *conv, bias=spectral_norm), *norm, nn.LeakyReLU(0.2, True)]
+
+        for _ in range(extra_layers):  # dcgan.torch's n_extra_layers, at the first conv's resolution
+            layers += block(widths[0], widths[0], 3, 1, 1)
+        for cin, cout in zip(widths[:-1], widths[1:]):
+            layers += block(cin, cout, 4, 2, 1)
         layers.append(nn.Conv2d(widths[-1], 1, base, 1, 0))
         self.net = nn.Sequential(*layers)
         self.apply(dcgan_init)
