@@ -384,7 +384,8 @@ register_preset(
     # `gancv benchmark stacked-digits --device cpu --json` with it: ours 1000 / 0.0488 (17.1 %; 496 s
     # wall / 253 s CPU), plain DCGAN on the same nets 1000 / 0.0498 (16.7 %; 456 / 240 s), 995 s in all.
     # Seed 2: 0.044 (17.5 %, 252 s); seeds 0-2 mean 0.045. D 128 + 2 extra layers: seed 0 0.050
-    # (18.7 %, 361 s), no gain over 1.
+    # (18.7 %, 361 s), no gain over 1. steps=12000: seed 0 0.045 (16.5 %, 415 s; 1.7x the CPU for
+    # -0.004), not adopted.
     generator={"name": "dcgan", "width": 256}, discriminator={"name": "dcgan", "width": 128, "extra_layers": 1},
 )
 
