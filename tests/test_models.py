@@ -234,3 +234,10 @@ def test_dcgan_default_has_no_extra_layers():
     assert list(D.state_dict()) == [
         "net.0.weight", "net.0.bias", "net.2.weight", "net.3.weight", "net.3.bias", "net.3.running_mean",
         "net.3.running_var", "net.3.num_batches_tracked", "net.5.weight", "net.5.bias"]
+
+
+@pytest.mark.parametrize("kind", ["generator", "discriminator"])
+def test_dcgan_negative_extra_layers_is_a_clear_error(kind):
+    # A negative count used to build no extra block silently; now it names the value and the fix.
+    with pytest.raises(GancvError, match=r"extra_layers=-1: use 0"):
+        build(kind, {"name": "dcgan", "shape": [1, 16, 16], "width": 8, "extra_layers": -1})

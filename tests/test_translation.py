@@ -312,3 +312,17 @@ def test_cyclegan_palette_loss_pulls_each_value_to_the_nearest_real_value(horse2
     assert on["loss"].item() == pytest.approx(off["loss"].item() + 2 * float(expect), rel=1e-5)
     with pytest.raises(GancvError, match="lambda_palette"):
         make_config(None, ["task=cyclegan", "lambda_palette=-1"])
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_palette_l1_matches_a_brute_force_nearest_value(seed):
+    # The loss searches the sorted real values with their repeats kept (no data-dependent `unique`,
+    # so no host sync); the nearest value, and so the loss, must be what a brute force gives.
+    from gancv.losses import palette_l1
+
+    g = torch.Generator().manual_seed(seed)
+    real = torch.randint(0, 5, (3, 2, 4, 4), generator=g).float() / 2 - 1  # 5 levels, many repeats
+    fake = torch.rand(2, 2, 3, 3, generator=g) * 2.4 - 1.2
+    brute = torch.stack([(f.flatten()[:, None] - r.unique()[None]).abs().min(1).values
+                         for f, r in zip(fake.transpose(0, 1), real.transpose(0, 1))]).mean()
+    assert float(palette_l1(fake, real)) == pytest.approx(float(brute), abs=1e-6)

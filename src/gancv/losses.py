@@ -122,14 +122,14 @@ def palette_l1(fake: Tensor, real: Tensor) -> Tensor:
     """Mean L1 from each value of ``fake`` (N, C, H, W) to the nearest value the same channel takes in
     ``real`` (unpaired: any batch of the target domain). About 0 for a domain whose values are
     continuous (photos); a pull onto the palette of a domain with few values (posterised cartoons).
-    ``unique`` syncs with the host, so it costs a little time whenever it is on (CycleGAN's
-    ``lambda_palette``, off by default)."""
+    The sorted values keep their repeats: ``unique`` would give the same nearest values but its
+    length is data-dependent, a host sync in the G step."""
     if fake.dim() != 4 or real.dim() != 4 or fake.shape[1] != real.shape[1]:
         raise ValueError(f"palette_l1 needs (N, C, H, W) batches with the same C, "
                          f"got {tuple(fake.shape)} and {tuple(real.shape)}")
     dists = []
     for f, r in zip(fake.transpose(0, 1), real.detach().transpose(0, 1)):
-        values = r.unique()  # sorted
+        values = r.flatten().sort().values
         hi = torch.searchsorted(values, f.contiguous()).clamp(max=len(values) - 1)
         lo = (hi - 1).clamp(min=0)
         dists.append(torch.minimum((f - values[lo]).abs(), (f - values[hi]).abs()))

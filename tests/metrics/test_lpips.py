@@ -55,7 +55,7 @@ def test_lpips_orders_distortions(net, empty_torch_home):
     d = reference.lpips_network(net)(a, x[2:4])
     d.sum().backward()
     assert d.shape == (2, 1, 1, 1) and a.grad is not None and a.grad.abs().sum() > 0
-    assert float(d.mean()) == pytest.approx(lpips(x[:2], x[2:4], net=net), rel=1e-4)
+    assert float(d.mean().detach()) == pytest.approx(lpips(x[:2], x[2:4], net=net), rel=1e-4)
 
 
 def test_torchvision_cache_takes_precedence(empty_torch_home):
@@ -91,3 +91,16 @@ def test_a_damaged_cached_backbone_names_the_file(empty_torch_home):
     x = torch.zeros(1, 3, 64, 64, dtype=torch.uint8)
     with pytest.raises(GancvError, match=cached.name.replace(".", r"\.")):
         lpips(x, x)
+
+
+def test_skipping_weight_init_restores_torch_init_even_on_error():
+    # LPIPS builds torchvision's VGG without its random init (all it keeps is then loaded from
+    # files); torch.nn.init must be whole again afterwards, also when construction fails.
+    before = {name: getattr(torch.nn.init, name) for name in reference._INIT_FNS}
+    with pytest.raises(RuntimeError, match="boom"):
+        with reference._skip_weight_init():
+            t = torch.full((3,), 7.0)
+            assert torch.equal(torch.nn.init.normal_(t), torch.full((3,), 7.0))
+            raise RuntimeError("boom")
+    assert {name: getattr(torch.nn.init, name) for name in reference._INIT_FNS} == before
+    assert not torch.equal(torch.nn.init.normal_(torch.full((64,), 7.0)), torch.full((64,), 7.0))

@@ -12,6 +12,7 @@ Its linear heads equal torchmetrics' bit for bit, which is the check that it is 
 """
 from __future__ import annotations
 
+import contextlib
 import pickle
 from functools import lru_cache
 from pathlib import Path
@@ -115,6 +116,24 @@ def _packaged_backbone(path: Path, backbone: torch.nn.Module) -> dict[str, torch
     return {f"{name}.{kind}": t for name, conv in zip(names, convs) for kind, t in zip(("weight", "bias"), conv)}
 
 
+_INIT_FNS = ("uniform_", "normal_", "constant_", "zeros_", "kaiming_uniform_", "kaiming_normal_")
+
+
+@contextlib.contextmanager
+def _skip_weight_init():  # type: ignore[no-untyped-def]
+    """Modules built inside keep their uninitialised memory (as transformers' no_init_weights does).
+    why: torchvision's VGG16 random-initialises its 120M-parameter classifier, ~2.5 s of a CPU,
+    only for LPIPS to drop it; everything LPIPS keeps is then loaded from files (strict)."""
+    saved = {name: getattr(torch.nn.init, name) for name in _INIT_FNS}
+    try:
+        for name in _INIT_FNS:
+            setattr(torch.nn.init, name, lambda tensor, *args, **kwargs: tensor)
+        yield
+    finally:
+        for name, fn in saved.items():
+            setattr(torch.nn.init, name, fn)
+
+
 @lru_cache(maxsize=2)
 def _lpips_model(net: str, weights: str):  # type: ignore[no-untyped-def]
     # ``weights`` is part of the cache key: another $TORCH_HOME means another backbone file.
@@ -123,7 +142,8 @@ def _lpips_model(net: str, weights: str):  # type: ignore[no-untyped-def]
     # bundled linear heads, and the backbone is filled in here from the local file.
     from torchmetrics.functional.image.lpips import _NoTrainLpips
 
-    model = _NoTrainLpips(net=net, pretrained=True, pnet_rand=True)
+    with _skip_weight_init():
+        model = _NoTrainLpips(net=net, pretrained=True, pnet_rand=True)
     path = Path(weights)
     try:
         if path.suffix == ".ckpt":

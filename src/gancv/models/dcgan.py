@@ -52,6 +52,11 @@ class ProjectLatent(nn.ConvTranspose2d):
         return out + self.bias[:, None, None] if self.bias is not None else out
 
 
+def _check_extra_layers(extra_layers: int) -> None:
+    if extra_layers < 0:
+        raise ValueError(f"extra_layers={extra_layers}: use 0 (none) or a positive number of stride-1 conv blocks")
+
+
 def _widths(width: int, n: int, cap: int = 1024) -> list[int]:
     """Channel widths from the base map outward: width * 2^(n-1), ..., width."""
     return [min(width * 2 ** (n - 1 - i), cap) for i in range(n)]
@@ -65,6 +70,7 @@ class DCGANGenerator(ConfigModule):
         c, h, w = shape
         if h != w:
             raise ValueError(f"DCGAN needs square images, got {h}x{w}")
+        _check_extra_layers(extra_layers)
         self.shape, self.z_dim, self.num_classes = (c, h, w), z_dim, num_classes
         base, n = stages_for(h)
         widths = _widths(width, n)
@@ -103,6 +109,7 @@ class DCGANDiscriminator(ConfigModule):
         c, h, w = shape
         if h != w:
             raise ValueError(f"DCGAN needs square images, got {h}x{w}")
+        _check_extra_layers(extra_layers)
         self.shape, self.num_classes = (c, h, w), num_classes
         base, n = stages_for(h)
         widths = list(reversed(_widths(width, n)))
