@@ -23,7 +23,8 @@ import torch
 import yaml
 
 import gancv.metrics.classifier as classifier
-from gancv.bench.evaluation import AUGMENT, augmentation_scores, augmentation_sets
+from gancv.bench.evaluation import AUGMENT, augmentation_scores, augmentation_sets, ceiling_sets
+from gancv.data import load_data
 
 _train, _trained = classifier.train_classifier, {}
 
@@ -63,11 +64,13 @@ for arg in sys.argv[3:]:
     else:
         variants[-1].append(arg)
 gan_fields = ("k", "image_size", "gan_steps", "gan_width", "gan_extra", "per_class", "oversample", "truncation")
+new_gan_fields = ("gan_size",)  # in the key only when set, so caches from before them stay valid
 for pairs in variants:
     overrides = parse(pairs)
     setup = dataclasses.replace(AUGMENT, k=k, seeds=(seed,), **overrides)
     cpu0 = time.process_time()
-    tag = hashlib.sha1(json.dumps([getattr(setup, f) for f in gan_fields]).encode()).hexdigest()[:10]
+    key = [getattr(setup, f) for f in gan_fields] + [[f, getattr(setup, f)] for f in new_gan_fields if getattr(setup, f)]
+    tag = hashlib.sha1(json.dumps(key).encode()).hexdigest()[:10]
     cache = Path(os.environ.get("AUG_CACHE", "runs/augmentation-cache")) / f"k{k}-seed{seed}-{tag}.pt"
     cached = cache.exists()
     if cached:
@@ -79,6 +82,9 @@ for pairs in variants:
         gan_cpu = time.process_time() - cpu0
         cache.parent.mkdir(parents=True, exist_ok=True)
         torch.save({**sets, "gan_cpu_seconds": gan_cpu}, cache)
+    if setup.ceiling and "ceiling_x" not in sets:  # a cache from before the ceiling: its data is the digits'
+        digits = load_data("digits", image_size=setup.image_size, channels=1)
+        sets.update(ceiling_sets(setup, seed, digits.x, digits.y))
     row = augmentation_scores(setup, seed, sets)
     print(json.dumps({"k": k, "overrides": overrides, "gain_points": row.pop("gain_points"), **row,
                       "gan_cpu_seconds": round(gan_cpu, 1), "cpu_seconds": round(time.process_time() - cpu0, 1),

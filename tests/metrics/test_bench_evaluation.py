@@ -41,6 +41,10 @@ def test_quick_benchmark(name, capsys, monkeypatch):
         assert result["gain_points_mean"] == pytest.approx(
             100 * (result["acc_real_plus_synthetic_mean"] - result["acc_real_only_mean"]), abs=0.05)
         assert result["gain_points_ci95"] is None  # one seed: no interval, rather than a made-up one
+        # The ceiling (k new real digits per class instead of the synthetic set) is scored beside it.
+        assert row["ceiling_gain_points"] == pytest.approx(
+            100 * (row["ceiling_acc_real_plus_new_real"] - row["ceiling_acc_real_only"]), abs=0.01)
+        assert result["ceiling_gain_points_mean"] == pytest.approx(row["ceiling_gain_points"], abs=0.01)
         assert result["cpu_seconds"] > 0 and result["wall_seconds"] > 0
         # The smaller k runs the same stages, on fewer real digits, with its own summary.
         [more] = result["more_k"]
@@ -146,10 +150,46 @@ def test_synthetic_pretrain_fine_tunes_the_cas_classifier_on_real_only(monkeypat
     x, y = _tiny_digits(60)
     sets = {"real_x": x[:20], "real_y": y[:20], "synth_x": x[20:], "synth_y": y[20:], "test_x": x, "test_y": y,
             "gan_seconds": 0.0}
-    setup = dataclasses.replace(evaluation.AUGMENT, classifier_steps=3, per_class=4, filter=False)
+    setup = dataclasses.replace(evaluation.AUGMENT, classifier_steps=3, per_class=4, filter=False, ceiling=False)
     evaluation.augmentation_scores(setup, 0, sets)
     assert [(n, init) for n, init, _ in calls] == [(20, None), (40, None), (60, None)]  # real, CAS, mixed
     calls.clear()
     evaluation.augmentation_scores(dataclasses.replace(setup, synthetic_pretrain=True), 0, sets)
     (real_n, _, _), (cas_n, _, cas), (tuned_n, init, _) = calls
     assert (real_n, cas_n, tuned_n) == (20, 40, 20) and init is cas
+
+
+def test_ceiling_sets_are_the_next_real_digits_of_the_draw_outside_every_other_set():
+    from gancv.data import load_data
+
+    digits = load_data("digits", image_size=8, channels=1)
+    x, y = digits.x, digits.y
+    setup = dataclasses.replace(evaluation.AUGMENT, k=4)
+    real = evaluation._digit_subset(x, y, 4, seed=2)
+    test = torch.ones(len(x), dtype=torch.bool)
+    test[real] = False
+    sets = evaluation.ceiling_sets(setup, 2, x, y)
+    assert torch.bincount(sets["ceiling_y"], minlength=10).tolist() == [4] * 10
+    # The new digits are neither the real set nor among the test digits the ceiling is scored on.
+    flat = x.flatten(1)
+    extra = torch.cat([torch.nonzero((flat == img.flatten()).all(1)).flatten() for img in sets["ceiling_x"]])
+    assert not set(extra.tolist()) & set(real.tolist())
+    keep = sets["ceiling_test_keep"]
+    assert keep.shape == (int(test.sum()),) and int((~keep).sum()) == 40
+    assert not set(torch.nonzero(test).flatten()[keep].tolist()) & set(extra.tolist())
+    with pytest.raises(RuntimeError, match="needs 400 digits of every class"):
+        evaluation.ceiling_sets(dataclasses.replace(setup, k=200), 2, x, y)
+
+
+def test_reacquire_gives_back_a_real_digit_and_moves_a_generated_one_onto_its_grid():
+    from gancv.data import load_data
+
+    real = load_data("digits", image_size=16, channels=1).x[:200]
+    again = evaluation._reacquire(real, 8)
+    assert again.dtype == torch.uint8 and again.shape == real.shape
+    # A real digit is an enlarged 8x8 scan of 17 ink levels: it comes back within a level (~16/255).
+    assert (again.int() - real.int()).abs().float().mean() < 2 and (again.int() - real.int()).abs().max() <= 16
+    noise = torch.randint(0, 256, (20, 1, 16, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    moved = evaluation._reacquire(noise, 8)
+    assert torch.equal(evaluation._reacquire(moved, 8), moved)  # on the grid, it stays
+    assert (moved.int() - noise.int()).abs().float().mean() > 20

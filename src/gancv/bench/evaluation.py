@@ -165,6 +165,19 @@ class AugmentSetup:
     # 95.03 %); k = 3 +2.94 / +1.75 / +0.51 / +1.36 / +2.15 (+1.74, CI +0.62 to +2.87; real only 86.76 %,
     # CAS 88.11 %). 40.4 min wall, 18.3 min CPU.
     more_k: tuple[int, ...] = (3,)
+    # Re-acquire each synthetic image the way the loader makes a real digit: shrink it to the set's
+    # native 8 px, round to its 17 ink levels, enlarge with the loader's bicubic. The real digits
+    # live in that 64-dimensional image space; a 16-px generator's textures do not. None = off.
+    reacquire: int | None = None
+    # The cGAN's image size; None = image_size. 8 trains it on the digits' native 8x8 scans and
+    # enlarges its samples with the digits loader's own resize, so real and synthetic images reach
+    # the classifier through the same pipeline.
+    gan_size: int | None = None
+    # The ceiling, beside every gain: the same mixed classifier with k *new real* digits per class
+    # (the next ones of the seed's draw) in place of the synthetic set, tested on the test digits
+    # outside them. What a perfect generator, one whose samples are worth new labelled digits,
+    # could add: doubling the real set. Costs one classifier per seed.
+    ceiling: bool = True
 
 
 AUGMENT = AugmentSetup()
@@ -192,11 +205,53 @@ def _keep_synthetic(setup: AugmentSetup, labels: torch.Tensor, prob: torch.Tenso
     return torch.cat([order[(usable & (labels == c))[order]][: setup.per_class] for c in range(10)])
 
 
+def _reacquire(images: torch.Tensor, native: int, levels: int = 17) -> torch.Tensor:
+    """uint8 images -> the ``native``-px image whose enlargement by the loader's resize is closest
+    (least squares), rounded to ``levels`` grey levels, enlarged back by that resize: what the
+    digits loader does to an 8x8 scan of 0..16 ink counts. A real digit comes back as itself."""
+    from torchvision.transforms.v2 import functional as TF
+
+    from ..data.transforms import fit_square_tensor
+
+    size = images.shape[-1]
+    # The loader's enlargement is linear before its uint8 rounding: its matrix, from the basis images.
+    basis = torch.eye(native * native, dtype=torch.float64).view(-1, 1, native, native)
+    up = TF.resize(basis, [size, size], interpolation=TF.InterpolationMode.BICUBIC, antialias=True)
+    up = up.reshape(native * native, size * size).T  # (size^2, native^2)
+    flat = images.double().reshape(-1, size * size).T
+    small = torch.linalg.lstsq(up, flat).solution.T.reshape(-1, images.shape[1], native, native)
+    step = 255.0 / (levels - 1)
+    small = (small / step).round().clamp(0, levels - 1).mul(step).round().to(torch.uint8)
+    return fit_square_tensor(small, size)
+
+
+def ceiling_sets(setup: AugmentSetup, seed: int, x: torch.Tensor, y: torch.Tensor) -> dict:
+    """The ceiling's data: k more real digits per class from the seed's draw (after the k of the
+    real set), and which of the test digits (all but the real set, in order) remain outside them."""
+    k = setup.k
+    picked = _digit_subset(x, y, 2 * k, seed)
+    counts = torch.bincount(y[picked], minlength=10)
+    if bool((counts < 2 * k).any()):
+        raise RuntimeError(f"the ceiling needs {2 * k} digits of every class; the set has {counts.min()} of one")
+    extra = picked.view(10, 2 * k)[:, k:].flatten()  # _digit_subset's first k per class are the real set
+    test, outside = torch.ones(len(x), dtype=torch.bool), torch.ones(len(x), dtype=torch.bool)
+    test[picked.view(10, 2 * k)[:, :k].flatten()] = False
+    outside[extra] = False
+    return {"ceiling_x": x[extra], "ceiling_y": y[extra], "ceiling_test_keep": outside[test]}
+
+
+def _share_weights(n_real: int, n_other: int, share: float) -> torch.Tensor:
+    # Real and added images are drawn by share, not by count (the real ones are fewer), so the
+    # few real images keep their place in every batch.
+    return torch.cat([torch.full((n_real,), (1 - share) / n_real), torch.full((n_other,), share / n_other)])
+
+
 def augmentation_sets(setup: AugmentSetup, seed: int, workdir: Path, device: str = "auto") -> dict:
     """The data of one seed: the k real digits per class, the held-out test digits, and the
     unfiltered `gancv augment` set of a cGAN trained on those real digits only."""
     from ..api import synthesize
     from ..data import load_data
+    from ..data.transforms import fit_square_tensor
     from ..visual import save_image
 
     size = setup.image_size
@@ -206,14 +261,16 @@ def augmentation_sets(setup: AugmentSetup, seed: int, workdir: Path, device: str
     test = torch.ones(len(x), dtype=torch.bool)
     test[train_idx] = False  # neither the GAN nor any classifier sees a test digit
     real_x, real_y = x[train_idx], y[train_idx]
+    gan_size = setup.gan_size or size
+    gan_x = real_x if gan_size == size else load_data("digits", image_size=gan_size, channels=1).x[train_idx]
     # The cGAN sees exactly the k labelled images per class the classifiers get.
     folder = workdir / "real"
-    for i, (img, label) in enumerate(zip(real_x, real_y.tolist())):
+    for i, (img, label) in enumerate(zip(gan_x, real_y.tolist())):
         (folder / str(label)).mkdir(parents=True, exist_ok=True)
         save_image(img, folder / str(label) / f"{i:04d}.png")
     t0 = time.perf_counter()
     steps = setup.gan_steps
-    _train_run([f"data=folder:{folder}", f"image_size={size}", "channels=1", "conditional=true",
+    _train_run([f"data=folder:{folder}", f"image_size={gan_size}", "channels=1", "conditional=true",
                 f"steps={steps}", "batch_size=64", "ema_kimg=5", f"generator.width={setup.gan_width}",
                 f"discriminator.width={setup.gan_width}", f"seed={seed}", f"device={device}", "progress=false",
                 f"checkpoint_every={steps}", f"sample_every={steps}", f"log_every={max(1, steps // 10)}",
@@ -223,11 +280,13 @@ def augmentation_sets(setup: AugmentSetup, seed: int, workdir: Path, device: str
     synth_dir = workdir / "synthetic"
     synthesize(workdir / "gan", setup.per_class * setup.oversample, synth_dir, seed=seed,
                truncation=setup.truncation, device=device)
-    synth = load_data(f"folder:{synth_dir}", image_size=size, channels=1)
+    synth = load_data(f"folder:{synth_dir}", image_size=gan_size, channels=1)
     if synth.class_names != [str(c) for c in range(10)]:
         raise RuntimeError(f"synthetic set classes {synth.class_names} are not the digits 0..9")
+    # Enlarged the way the digits loader enlarges the real scans (not the folder loader's PIL resize).
+    synth_x = synth.x if gan_size == size else fit_square_tensor(synth.x, size)
     return {"real_x": real_x, "real_y": real_y, "test_x": x[test], "test_y": y[test],
-            "synth_x": synth.x, "synth_y": synth.y, "gan_seconds": gan_seconds}
+            "synth_x": synth_x, "synth_y": synth.y, "gan_seconds": gan_seconds, **ceiling_sets(setup, seed, x, y)}
 
 
 def augmentation_scores(setup: AugmentSetup, seed: int, sets: dict, log: Log | None = None) -> dict:
@@ -237,6 +296,8 @@ def augmentation_scores(setup: AugmentSetup, seed: int, sets: dict, log: Log | N
 
     log = log or _quiet
     real_x, real_y, sx, sy = sets["real_x"], sets["real_y"], sets["synth_x"], sets["synth_y"]
+    if setup.reacquire:
+        sx = _reacquire(sx, setup.reacquire)
     recipe = TrainRecipe(steps=setup.classifier_steps, seed=seed)
     real_only = train_classifier(real_x, real_y, 10, recipe)
     prob = run_classifier(real_only, sx)[1].softmax(1) if setup.filter else None
@@ -245,10 +306,8 @@ def augmentation_scores(setup: AugmentSetup, seed: int, sets: dict, log: Log | N
     if len(keep) == 0:
         raise RuntimeError(f"seed {seed}: no synthetic sample was labelled as its class by the real-only classifier")
     sx, sy = sx[keep], sy[keep]
-    # Real and synthetic images are drawn by share, not by count (the real ones are fewer), so the
-    # few real images keep their place in every batch.
     share = setup.synthetic_share
-    weights = torch.cat([torch.full((len(real_x),), (1 - share) / len(real_x)), torch.full((len(sx),), share / len(sx))])
+    weights = _share_weights(len(real_x), len(sx), share)
     is_synth = torch.cat([torch.zeros(len(real_x)), torch.ones(len(sx))])
     synth_only = train_classifier(sx, sy, 10, recipe)
     if setup.synthetic_pretrain:
@@ -266,8 +325,16 @@ def augmentation_scores(setup: AugmentSetup, seed: int, sets: dict, log: Log | N
            "test_images": len(test_x), "synthetic_images": len(sx), "filter_agreement": kept_share,
            "gan_seconds": round(sets["gan_seconds"], 1)}
     row["gain_points"] = 100 * (row["acc_real_plus_synthetic"] - row["acc_real_only"])
+    if setup.ceiling:
+        cx, cy, keep_test = sets["ceiling_x"], sets["ceiling_y"], sets["ceiling_test_keep"]
+        ceiling = train_classifier(torch.cat([real_x, cx]), torch.cat([real_y, cy]), 10, recipe,
+                                   weights=_share_weights(len(real_x), len(cx), share))
+        row["ceiling_acc_real_only"] = accuracy(real_only, test_x[keep_test], test_y[keep_test])
+        row["ceiling_acc_real_plus_new_real"] = accuracy(ceiling, test_x[keep_test], test_y[keep_test])
+        row["ceiling_gain_points"] = 100 * (row["ceiling_acc_real_plus_new_real"] - row["ceiling_acc_real_only"])
     log(f"seed {seed}: real-only {row['acc_real_only']:.4f}  real+synthetic {row['acc_real_plus_synthetic']:.4f}  "
-        f"synthetic-only {row['acc_synthetic_only_cas']:.4f}  gain {row['gain_points']:+.2f} points")
+        f"synthetic-only {row['acc_synthetic_only_cas']:.4f}  gain {row['gain_points']:+.2f} points"
+        + (f"  (ceiling, k new real per class: {row['ceiling_gain_points']:+.2f})" if setup.ceiling else ""))
     return {key: round(v, 4) if isinstance(v, float) else v for key, v in row.items()}
 
 
@@ -300,7 +367,8 @@ def augmentation(quick: bool = False, device: str = "auto", log: Log | None = No
 
     def summaries(rows: list[dict]) -> dict:
         return {**summary(rows, "acc_real_only"), **summary(rows, "acc_real_plus_synthetic"),
-                **summary(rows, "acc_synthetic_only_cas"), **summary(rows, "gain_points", 3)}
+                **summary(rows, "acc_synthetic_only_cas"), **summary(rows, "gain_points", 3),
+                **(summary(rows, "ceiling_gain_points", 3) if setup.ceiling else {})}
 
     rows = seed_rows(setup.k)
     more = [{"k_per_class": k, "test_images": r[0]["test_images"], **summaries(r), "per_seed": r}
@@ -309,12 +377,15 @@ def augmentation(quick: bool = False, device: str = "auto", log: Log | None = No
         "benchmark": "augmentation", "quick": quick, "data": "digits", "k_per_class": setup.k,
         "image_size": setup.image_size, "test_images": rows[0]["test_images"], "seeds": list(setup.seeds),
         "gan": f"conditional dcgan width {setup.gan_width}, {setup.gan_steps} steps, EMA"
-               + (f", {' '.join(setup.gan_extra)}" if setup.gan_extra else ""),
+               + (f", {' '.join(setup.gan_extra)}" if setup.gan_extra else "")
+               + (f", at {setup.gan_size} px" if setup.gan_size else ""),
         "synthetic_per_class": setup.per_class, "oversample": setup.oversample, "filter": setup.filter,
         "truncation": setup.truncation, "synthetic_share_per_batch": setup.synthetic_share,
         "classifier_steps": setup.classifier_steps, "synthetic_loss_weight": setup.synthetic_weight,
         "synthetic_label_smoothing": setup.synthetic_smoothing, "mixup": setup.mixup, "keep": setup.keep,
-        "synthetic_pretrain": setup.synthetic_pretrain,
+        "synthetic_pretrain": setup.synthetic_pretrain, "reacquire": setup.reacquire, "gan_size": setup.gan_size,
+        "ceiling": "the mixed recipe with k new real digits per class instead of the synthetic set, tested on the "
+                   "test digits outside them (ceiling_gain_points: what doubling the real set adds)" if setup.ceiling else None,
         **summaries(rows),
         "ci_method": "Student t over seeds (95%)", "goal_gain_points": 2.0,
         "goal_met": bool(np.mean([r["gain_points"] for r in rows]) >= 2.0),
