@@ -314,6 +314,8 @@ def test_inversion_benchmark_quick(capsys):
     psnrs = result["psnr_db"]
     assert result["benchmark"] == "inversion" and result["heldout_faces"] == 2
     assert psnrs["w_plus"] > psnrs["random_w_mean_of_8"] + 3  # even a 20-step model inverts far better than chance
+    if result["lpips_available"]:  # both W+ reconstructions scored by the same LPIPS metric
+        assert 0 <= result["lpips_w_plus"] < 1 and 0 <= result["lpips_w_plus_lpips_l2"] < 1
 
 
 @pytest.mark.slow
