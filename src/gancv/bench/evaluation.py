@@ -185,6 +185,8 @@ class AugmentSetup:
     # could add: doubling the real set. Costs one classifier per seed. More new real digits
     # (scripts/augmentation_oracle.py 10 SEED 10 30 100, tested on the digits outside the 110 per
     # class; seeds 0 / 1): 10 per class +2.15 / +2.30, 30 +2.15 / +3.44, 100 +2.73 / +4.02 points.
+    # `gancv benchmark augmentation --json`, tenth session: k = 10 ceiling +2.07 / +1.57 / +2.00 / +0.75 /
+    # +0.44 (+1.37, CI +0.45 to +2.28: below the +2 goal), k = 3 +6.68 (CI +4.50 to +8.86).
     ceiling: bool = True
 
 
