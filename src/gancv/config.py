@@ -613,6 +613,10 @@ _SMALL_D = {"name": "nlayer", "n_layers": 2, "width": 16, "norm": "instance"}
 # unchanged (37.51 on seed 0), so the gap is 3.2 dB on the 3-seed mean (was 4.7): close, not yet 3.
 # Lead, session 9: pix2pix gray on seeds 1 / 2 37.22 / 37.21 (seed 0 37.51), so the unpaired cost per
 # seed is 2.42 / 2.79 / 3.85 dB, mean 3.02.
+# Lead, session 10 (CycleGAN gray, seeds 0 / 1 / 2): lambda_cycle_b 25 + lambda_cycle_a 4: 32.02 / - /
+# 34.21 (preset 35.09 / 34.43 / 33.36), worse. 1,500 steps: 34.87 / 34.42 / 34.26, mean 34.52 (+0.23,
+# 1.6x the CPU), but pix2pix gains too at 1,500 (seed 2 37.57 vs 37.21), so seed 2's cost only falls
+# from 3.85 to 3.31 dB. Neither adopted.
 _CYCLEGAN_STYLE = {"cartoon": dict(lambda_gan=5.0, ema_kimg=1.0, lr_d=1e-3, pool_size=0, discriminator={**_SMALL_D, "width": 32},
                                    lambda_cycle_a=0.0, lambda_palette=10.0),
                    "gray": dict(lambda_gan=10.0, lr_d=1e-3, pool_size=0, discriminator={**_SMALL_D, "width": 32},
