@@ -165,9 +165,10 @@ class AugmentSetup:
     # 95.03 %); k = 3 +2.94 / +1.75 / +0.51 / +1.36 / +2.15 (+1.74, CI +0.62 to +2.87; real only 86.76 %,
     # CAS 88.11 %). 40.4 min wall, 18.3 min CPU.
     more_k: tuple[int, ...] = (3,)
-    # Re-acquire each synthetic image the way the loader makes a real digit: shrink it to the set's
-    # native 8 px, round to its 17 ink levels, enlarge with the loader's bicubic. The real digits
-    # live in that 64-dimensional image space; a 16-px generator's textures do not. None = off.
+    # Re-acquire each synthetic image the way the loader makes a real digit: the native-size (8 px)
+    # image whose bicubic enlargement is closest, rounded to the 17 ink levels, enlarged back. The
+    # real digits live in that 64-dimensional image space; a 16-px generator's textures do not.
+    # None = off.
     # Tenth session, k = 10, the cached sets of seeds 0 / 1: gain -0.24 / -0.24 (plain -0.53 / +0.35).
     # Classifier steps 3,000 instead of 1,500 (every arm): -0.47 / +0.59.
     reacquire: int | None = None
@@ -218,7 +219,7 @@ def _keep_synthetic(setup: AugmentSetup, labels: torch.Tensor, prob: torch.Tenso
 def _reacquire(images: torch.Tensor, native: int, levels: int = 17) -> torch.Tensor:
     """uint8 images -> the ``native``-px image whose enlargement by the loader's resize is closest
     (least squares), rounded to ``levels`` grey levels, enlarged back by that resize: what the
-    digits loader does to an 8x8 scan of 0..16 ink counts. A real digit comes back as itself."""
+    digits loader does to an 8x8 scan of 0..16 ink counts. A real digit comes back within one level."""
     from torchvision.transforms.v2 import functional as TF
 
     from ..data.transforms import fit_square_tensor
