@@ -13,23 +13,22 @@ import sys
 
 import torch
 
-from gancv.bench.evaluation import AUGMENT, augmentation_scores
+from gancv.bench.evaluation import AUGMENT, _digit_subset, augmentation_scores
 from gancv.data import load_data
 
 k, seed, ms = int(sys.argv[1]), int(sys.argv[2]), [int(m) for m in sys.argv[3:]]
 bundle = load_data("digits", image_size=AUGMENT.image_size, channels=1)
 x, y = bundle.x, bundle.y
-# _digit_subset's draw, continued: the first k per class are the benchmark's real set, the next
-# max(M) per class are the stand-ins; every M is tested on the same remaining digits.
-perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(1000 + seed))
-per_class = [perm[y[perm] == c] for c in range(10)]
-train_idx = torch.cat([p[:k] for p in per_class])
+# The benchmark's draw, longer: per class its first k are the benchmark's real set, the next
+# max(M) the stand-ins; every M is tested on the same remaining digits.
+per_class = _digit_subset(x, y, k + max(ms), seed).view(10, k + max(ms))
+train_idx = per_class[:, :k].flatten()
 test = torch.ones(len(x), dtype=torch.bool)
-test[torch.cat([p[: k + max(ms)] for p in per_class])] = False
+test[per_class.flatten()] = False
 for m in ms:
-    extra = torch.cat([p[k : k + m] for p in per_class])
+    extra = per_class[:, k : k + m].flatten()
     sets = {"real_x": x[train_idx], "real_y": y[train_idx], "test_x": x[test], "test_y": y[test],
             "synth_x": x[extra], "synth_y": y[extra], "gan_seconds": 0.0}
-    setup = dataclasses.replace(AUGMENT, k=k, seeds=(seed,), filter=False, per_class=m)
+    setup = dataclasses.replace(AUGMENT, k=k, seeds=(seed,), filter=False, per_class=m, ceiling=False)
     row = augmentation_scores(setup, seed, sets)
     print(json.dumps({"k": k, "extra_real_per_class": m, "gain_points": row.pop("gain_points"), **row}), flush=True)

@@ -297,7 +297,8 @@ def augmentation_sets(setup: AugmentSetup, seed: int, workdir: Path, device: str
     # Enlarged the way the digits loader enlarges the real scans (not the folder loader's PIL resize).
     synth_x = synth.x if gan_size == size else fit_square_tensor(synth.x, size)
     return {"real_x": real_x, "real_y": real_y, "test_x": x[test], "test_y": y[test],
-            "synth_x": synth_x, "synth_y": synth.y, "gan_seconds": gan_seconds, **ceiling_sets(setup, seed, x, y)}
+            "synth_x": synth_x, "synth_y": synth.y, "gan_seconds": gan_seconds,
+            **(ceiling_sets(setup, seed, x, y) if setup.ceiling else {})}
 
 
 def augmentation_scores(setup: AugmentSetup, seed: int, sets: dict, log: Log | None = None) -> dict:

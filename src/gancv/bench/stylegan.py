@@ -67,8 +67,7 @@ def inversion(quick: bool = False, device: str = "auto", log: Callable[[str], No
     from ..api import load
     from ..config import make_config
     from ..data import load_data
-    from ..inversion import psnr
-    from ..inversion import LPIPS_NET
+    from ..inversion import LPIPS_NET, psnr
     from ..metrics.reference import lpips, lpips_status
 
     log = log or (lambda msg: None)
